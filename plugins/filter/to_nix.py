@@ -36,8 +36,13 @@ EXAMPLES = r"""
   # };
 
 - name: Mix data and a raw expression
+  vars:
+    settings:
+      services:
+        prometheus:
+          package: "{{ 'pkgs.prometheus' | homelab.nixos.nix_raw }}"
   ansible.builtin.debug:
-    msg: "{{ {'services': {'prometheus': {'package': 'pkgs.prometheus' | homelab.nixos.nix_raw}}} | homelab.nixos.to_nix }}"
+    msg: "{{ settings | homelab.nixos.to_nix }}"
 """
 
 RETURN = r"""

@@ -32,7 +32,7 @@ options:
     type: str
     choices: [workstation, laptop, server, vm]
     required: true
-author: homelab.nixos contributors
+author: homelab.nixos maintainers (@homelab-nixos)
 """
 
 EXAMPLES = r"""

@@ -38,7 +38,16 @@ def nixos_options(desired):
         "networking": {"hostName": desired["hostname"]},
         "boot": {"kernelParams": list(desired.get("kernel_params") or [])},
         # Ansible modules need a Python on the host (see bootstrap.yml).
-        "environment": {"systemPackages": [raw("pkgs.python3")]},
+        "environment": {
+            "systemPackages": [raw("pkgs.python3")],
+            # A drop-in works on every release: services.journald.extraConfig
+            # is removed in 26.11 and services.journald.settings is new there.
+            "etc": {
+                "systemd/journald.conf.d/homelab.conf": {
+                    "text": "[Journal]\nSystemMaxUse=%s\n" % desired["journald_max_use"]
+                }
+            },
+        },
         "nix": {
             "settings": {
                 "auto-optimise-store": bool(desired["nix"]["optimise"]),
@@ -46,7 +55,7 @@ def nixos_options(desired):
             },
             "gc": {"automatic": bool(desired["nix"]["gc"]["automatic"])},
         },
-        "services": {"journald": {"extraConfig": "SystemMaxUse=%s\n" % desired["journald_max_use"]}},
+        "services": {},
     }
     gc = desired["nix"]["gc"]
     if gc["automatic"]:
@@ -85,4 +94,6 @@ def nixos_options(desired):
             # services.fstrim has no delay option; the timer it creates does.
             opts["systemd"] = {"timers": {"fstrim": {"timerConfig": {"RandomizedDelaySec": fstrim["random_delay"]}}}}
 
+    if not opts["services"]:
+        del opts["services"]
     return _merge(opts, desired.get("extra_settings") or {})

@@ -15,7 +15,7 @@ truth about what it runs, so a missing requirement is an error to fix there.
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type  # noqa: UP001
+__metaclass__ = type
 
 import difflib
 from collections.abc import Mapping
@@ -212,7 +212,7 @@ def enabled_features(host_features):
     """The sorted names a host turns on: a list of names, a mapping of name to boolean
     (only true ones count) or None (no features). FeatureError for malformed input."""
     problems = []
-    _, enabled = _parse_host_features(host_features, problems)
+    enabled = _parse_host_features(host_features, problems)[1]
     if problems:
         raise FeatureError(problems)
     return sorted(enabled)

@@ -38,8 +38,8 @@ SERVER_CHASSIS = frozenset((17, 23, 25, 28, 29))
 
 CHASSIS_KINDS = ("desktop", "laptop", "server", "vm", "container", "unknown")
 PROFILE_KINDS = ("workstation", "laptop", "server", "vm")
-# What the inventory may choose instead of the suggested kind on bare metal.
-OVERRIDE_KINDS = ("workstation", "laptop", "server")
+# What the inventory may choose instead of the suggested kind (base_host_kind).
+OVERRIDE_KINDS = PROFILE_KINDS
 GPU_VENDORS = ("amd", "nvidia", "intel", "other")
 DISK_TYPES = ("nvme", "ssd", "hdd", "virtual")
 
@@ -423,7 +423,7 @@ def suggested_kind(facts):
     return "workstation"
 
 
-def _guest_profile(facts):
+def _guest_profile(facts, suggested="vm"):
     virtualization = facts["virtualization"]
     if virtualization["is_container"]:
         # A container shares the host's kernel: nothing here is its to tune.
@@ -443,7 +443,7 @@ def _guest_profile(facts):
     return {
         "name": "vm",
         "kind": "vm",
-        "suggested_kind": "vm",
+        "suggested_kind": suggested,
         "kernel_params": [],
         "cpu_governor": None,
         "microcode": None,
@@ -455,8 +455,10 @@ def _guest_profile(facts):
 
 def suggest_profile(facts, kind=None):
     """A tuning profile for ``facts`` (what :func:`probe` returns without
-    ``profile``). ``kind`` (workstation|laptop|server) overrides the suggested
-    kind on bare metal; guests always get the vm profile.
+    ``profile``). ``kind`` (workstation|laptop|server|vm, as the inventory's
+    base_host_kind) overrides the suggested kind on bare metal, where ``vm``
+    gives the vm profile (no hardware tuning); guests always get the vm
+    profile, whatever ``kind`` says.
 
     Choices:
 
@@ -469,16 +471,19 @@ def suggest_profile(facts, kind=None):
       are performance and powersave, and powersave is the dynamic, EPP-driven
       one (not a fixed lowest clock). Laptops with other CPUs get
       ``schedutil``. None in guests (the host owns CPU frequency).
-    - zram: 25 % on workstations, 50 % on laptops (small RAM, no swap
-      partition), 0 on servers (memory pressure must show in monitoring, not be
-      hidden by compressed swap) and in guests (the host owns memory).
+    - zram: 25 % on workstations and servers (as the inventory's group
+      defaults), 50 % on laptops (small RAM, no swap partition), 0 in guests
+      (the host owns memory).
     - thermald: Intel CPUs on laptops and servers (thermald supports Intel only).
     """
+    if kind is not None and kind not in OVERRIDE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(OVERRIDE_KINDS)}, got {kind!r}")
     if facts["virtualization"]["is_vm"] or facts["virtualization"]["is_container"]:
         return _guest_profile(facts)
     suggested = suggested_kind(facts)
-    if kind is not None and kind not in OVERRIDE_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(OVERRIDE_KINDS)}, got {kind!r}")
+    if kind == "vm":
+        # The inventory knows better (e.g. a guest systemd-detect-virt cannot see).
+        return _guest_profile(facts, suggested)
     chosen = kind or suggested
     cpu = facts["cpu"]
     gpu_vendors = _gpu_vendor_names(facts["gpus"])
@@ -513,7 +518,7 @@ def suggest_profile(facts, kind=None):
         "cpu_governor": governor,
         "microcode": cpu["vendor"] if cpu["vendor"] in ("amd", "intel") else None,
         "gpu_drivers": [_GPU_DRIVERS[vendor] for vendor in gpu_vendors],
-        "zram_percent": {"workstation": 25, "laptop": 50, "server": 0}[chosen],
+        "zram_percent": 50 if chosen == "laptop" else 25,
         "thermald": cpu["vendor"] == "intel" and chosen in ("laptop", "server"),
     }
 

@@ -202,7 +202,7 @@ def _collapse(key, value, path):
     names = [attr_name(key, path)]
     path = (*path, key)
     while isinstance(value, Mapping) and len(value) == 1 and not is_raw(value):
-        (child_key, child_value), = value.items()
+        ((child_key, child_value),) = value.items()
         names.append(attr_name(child_key, path))
         path = (*path, child_key)
         value = child_value

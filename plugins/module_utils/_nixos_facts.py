@@ -13,7 +13,7 @@ missing or broken file: a host that is not NixOS gets ``is_nixos: false``.
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type  # noqa: UP001
+__metaclass__ = type
 
 import os
 import re

@@ -24,11 +24,12 @@ description:
 options:
   kind:
     description:
-      - Profile kind to use instead of the one suggested by the chassis, normally taken from the inventory
-        (C(p510) and C(dex5550) are servers by role although their chassis say otherwise).
-      - Ignored, with a warning, on virtual machines and containers, which always get the C(vm) profile.
+      - Profile kind to use instead of the one suggested by the chassis, normally the inventory's
+        C(base_host_kind) (C(p510) and C(dex5550) are servers by role although their chassis say otherwise).
+      - On bare metal, V(vm) gives the vm profile (no hardware tuning).
+      - Ignored, with a warning, on virtual machines and containers, which always get the vm profile.
     type: str
-    choices: [workstation, laptop, server]
+    choices: [workstation, laptop, server, vm]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
@@ -48,8 +49,8 @@ notes:
     guests.
   - The governor is C(performance) on workstations and servers and C(powersave) on laptops (with the pstate drivers
     in active mode powersave is the dynamic, EPP-driven governor; laptops with other CPUs get C(schedutil)).
-  - zram is 25% on workstations, 50% on laptops, 0 on servers (memory pressure should show in monitoring) and in
-    guests. thermald is suggested for Intel laptops and servers.
+  - zram is 25% on workstations and servers, 50% on laptops and 0 in guests. thermald is suggested for Intel laptops
+    and servers.
   - Host-specific quirks such as C(pcie_aspm=off) cannot be seen in the hardware and belong in the inventory.
 requirements:
   - Linux with C(/proc) and C(/sys) mounted.
@@ -62,7 +63,7 @@ EXAMPLES = r"""
 
 - name: Probe, with the kind the inventory gives the host
   homelab.nixos.hardware_facts:
-    kind: "{{ homelab_kind | default(omit) }}"
+    kind: "{{ base_host_kind | default(omit, true) }}"
 
 - name: Show the suggested kernel parameters
   ansible.builtin.debug:
@@ -168,7 +169,7 @@ def main():
         facts = probe("/", detect_virt=_detect_virt(module), kind=kind)
     except HardwareProbeError as e:
         module.fail_json(msg=f"cannot probe the hardware: {e}")
-    if kind and facts["profile"]["kind"] == "vm":
+    if kind and kind != "vm" and facts["virtualization"]["type"] != "none":
         module.warn(f"kind={kind} ignored: this host is a {facts['virtualization']['type']} guest")
     module.exit_json(changed=False, ansible_facts={"homelab_hardware": facts})
 

@@ -4,7 +4,7 @@
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type  # noqa: UP001
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: nixos_facts
@@ -43,14 +43,16 @@ attributes:
     description: Only reads files; runs the same in check mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to diff.
   facts:
     support: full
+    description: Sets C(ansible_facts.homelab_nixos).
 notes:
   - Generation dates are the modification times of the C(system-N-link) symlinks, as C(nix-env --list-generations)
     shows them, in UTC.
 seealso:
   - module: homelab.nixos.nixos_module
-author: homelab.nixos contributors
+author: homelab.nixos maintainers (@homelab-nixos)
 """
 
 EXAMPLES = r"""

@@ -52,8 +52,7 @@ def test_to_nix_and_nix_raw_in_a_playbook(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = _results(proc)[1]["out"]
     assert out == (
-        "{\n  services.prometheus = {\n    enable = true;\n    package = pkgs.prometheus;\n  };\n"
-        '  x = "\\${evil}";\n}'
+        '{\n  services.prometheus = {\n    enable = true;\n    package = pkgs.prometheus;\n  };\n  x = "\\${evil}";\n}'
     )
 
 

@@ -20,9 +20,7 @@ EXAMPLES = 600
 # Nix strings are C strings: no NUL. Surrogates cannot be encoded.
 _text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
 # Multi-line, indentation-heavy text exercises the '' string path.
-_lines = st.lists(
-    st.text(st.sampled_from(list("ab $'{}\\\"\t")), max_size=8), min_size=2, max_size=5
-).map("\n".join)
+_lines = st.lists(st.text(st.sampled_from(list("ab $'{}\\\"\t")), max_size=8), min_size=2, max_size=5).map("\n".join)
 _strings = st.one_of(_text, _lines, _lines.map(lambda s: s + "\n"))
 _scalars = st.one_of(
     st.none(),

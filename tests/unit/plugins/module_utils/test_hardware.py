@@ -34,7 +34,9 @@ from ansible_collections.homelab.nixos.plugins.module_utils._hardware import (
     virtualization_facts,
 )
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "hardware")
+FIXTURES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "hardware"
+)
 HOSTS = ("p620", "razer", "p510", "dex5550", "samsung", "nixvm")
 METAL = {"type": "none", "is_vm": False, "is_container": False, "source": "systemd-detect-virt"}
 
@@ -386,7 +388,7 @@ def test_p510_as_a_server_by_inventory():
         "cpu_governor": "performance",
         "microcode": "intel",
         "gpu_drivers": ["nvidia"],
-        "zram_percent": 0,
+        "zram_percent": 25,
         "thermald": True,
     }
 
@@ -408,8 +410,13 @@ def test_kind_override_is_ignored_in_guests():
     assert probe_host("nixvm", kind="server")["profile"] == EXPECTED["nixvm"]["profile"]
 
 
-@pytest.mark.parametrize("kind", ["vm", "desktop", ""])
-def test_kind_override_must_be_a_metal_kind(kind):
+def test_kind_vm_from_inventory_on_metal_turns_tuning_off():
+    profile = probe_host("dex5550", kind="vm")["profile"]
+    assert profile == {**EXPECTED["nixvm"]["profile"], "suggested_kind": "workstation", "gpu_drivers": ["modesetting"]}
+
+
+@pytest.mark.parametrize("kind", ["desktop", "container", ""])
+def test_kind_override_must_be_a_profile_kind(kind):
     with pytest.raises(ValueError, match="kind must be one of"):
         probe_host("p620", kind=kind)
 
@@ -482,7 +489,7 @@ def test_rack_server_chassis():
     # The BMC's ASPEED VGA is reported as a GPU but needs no driver or name tag.
     assert profile["name"] == "amd-server"
     assert profile["kernel_params"] == ["amd_pstate=active", "amd_iommu=on"]
-    assert (profile["cpu_governor"], profile["zram_percent"], profile["gpu_drivers"]) == ("performance", 0, [])
+    assert (profile["cpu_governor"], profile["zram_percent"], profile["gpu_drivers"]) == ("performance", 25, [])
 
 
 def test_no_pci_bus(tree):
@@ -701,7 +708,7 @@ def test_unusable_detect_virt_output_falls_back_to_probing(output):
 @pytest.mark.parametrize(
     ("marker", "content", "expected"),
     [
-        ("run/.containerenv", "engine=\"podman-4.9.3\"\n", "podman"),
+        ("run/.containerenv", 'engine="podman-4.9.3"\n', "podman"),
         (".dockerenv", "", "docker"),
         ("run/systemd/container", "lxc\n", "lxc"),
         ("run/systemd/container", "", "container-other"),

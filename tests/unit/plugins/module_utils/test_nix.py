@@ -71,9 +71,7 @@ def test_strings_escape_interpolation_and_specials():
 
 def test_multiline_strings_use_indented_form():
     text = to_nix({"script": "echo one\n  echo ${two}\n\necho ''three''\n"})
-    assert text == (
-        "{\n  script = ''\n    echo one\n      echo ''${two}\n\n    echo '''three'''\n  '';\n}"
-    )
+    assert text == ("{\n  script = ''\n    echo one\n      echo ''${two}\n\n    echo '''three'''\n  '';\n}")
 
 
 @pytest.mark.parametrize(
@@ -99,7 +97,7 @@ def test_raw_escape_hatch():
     # a plain string that looks like code stays a string
     assert to_nix("pkgs.prometheus") == '"pkgs.prometheus"'
     # a mapping with the marker key AND other keys is just an attrset
-    assert to_nix({RAW_KEY: "x", "other": 1}).startswith("{\n  __nix_raw__ = \"x\";")
+    assert to_nix({RAW_KEY: "x", "other": 1}).startswith('{\n  __nix_raw__ = "x";')
 
 
 @pytest.mark.parametrize("bad", ["", "   ", 5, None])
@@ -131,7 +129,7 @@ def test_unrepresentable_input_fails_with_path(value, message):
 def test_render_module_adds_header_and_arguments():
     text = render_module({"networking": {"hostName": "p620"}}, header="Managed by Ansible\nsecond line")
     assert text == (
-        "# Managed by Ansible\n# second line\n{ config, lib, pkgs, ... }:\n{\n  networking.hostName = \"p620\";\n}\n"
+        '# Managed by Ansible\n# second line\n{ config, lib, pkgs, ... }:\n{\n  networking.hostName = "p620";\n}\n'
     )
 
 

@@ -1,0 +1,1001 @@
+"""Unit tests of the nixos_rebuild logic against a test double of a NixOS host.
+
+``FakeNixosRebuild`` stands in for nixos-rebuild and the other NixOS tools, which cannot exist here. The SSH
+banner probe and the health URLs are tested against real sockets and a real HTTP server on 127.0.0.1.
+"""
+
+import hashlib
+import http.server
+import os
+import shlex
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from ansible_collections.homelab.nixos.plugins.module_utils._rebuild import (
+    NixosRebuild,
+    RebuildError,
+    RebuildInputError,
+    SystemPaths,
+    error_summary,
+    parse_generation,
+    ssh_banner,
+    store_name,
+    validate_params,
+)
+
+NIXOS_REBUILD = "/run/current-system/sw/bin/nixos-rebuild"
+FLAKE = "/etc/nixos#p620"
+PACKAGES = {
+    "alpha": ["glibc-2.39", "openssh-9.7p1"],
+    "beta": ["glibc-2.39", "openssh-9.8p1", "nginx-1.26.2"],
+    "gamma": ["glibc-2.40", "openssh-9.8p1"],
+}
+
+
+def _hash(name):
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+class FakeNixosRebuild:
+    """Test double; proves the module's flow, never that NixOS works.
+
+    Simulates a NixOS host inside a tmp directory: a store with one directory per system, the system profile
+    with its ``system-N-link`` generations, ``/run/current-system`` and ``/run/booted-system``. Called like
+    ``AnsibleModule.run_command``, it answers nixos-rebuild, readlink, nix-env, switch-to-configuration,
+    nix store diff-closures, nix-store -q --requisites, ssh (running the remote command on the same simulated
+    host), timeout and the health commands of ``self.health``.
+    """
+
+    def __init__(self, root):
+        self.root = str(root)
+        self.store = os.path.join(self.root, "nix", "store")
+        self.profiles = os.path.join(self.root, "nix", "var", "nix", "profiles")
+        run = os.path.join(self.root, "run")
+        for directory in (self.store, self.profiles, run):
+            os.makedirs(directory)
+        self.paths = SystemPaths(
+            system_profile=os.path.join(self.profiles, "system"),
+            current_system=os.path.join(run, "current-system"),
+            booted_system=os.path.join(run, "booted-system"),
+        )
+        self.calls = []
+        self.config = "alpha"  # the system the configuration evaluates to
+        self.fail = None  # (rc, stderr) of a failing nixos-rebuild switch/boot/test/build
+        self.fail_after_activation = False  # ... that fails only after activating (a unit did not start)
+        self.noop = False  # nixos-rebuild exits 0 without changing anything
+        self.rollback_fail = None  # (rc, stderr) of nixos-rebuild switch --rollback
+        self.rollback_noop = False
+        self.nix_env_rc = 0
+        self.stc_rc = 0  # switch-to-configuration
+        self.ssh_up = True
+        self.ssh_probe_ok = True  # fresh `ssh ... true` connections
+        self.ssh_down_after_activation = False
+        self.health = {}  # command name -> rc, or a list of rcs used one per call (the last one sticks)
+        self.diff_closures_ok = True
+        self.requisites_ok = True
+        self.sighup_during_rebuild = []
+        self.sudo_commands = []
+        self.build_dirs = []
+        initial = self.system("alpha")
+        self._set_profile(initial)
+        self._link(self.paths.current_system, initial)
+        self._link(self.paths.booted_system, initial)
+
+    # -- the simulated host ----------------------------------------------
+
+    def system(self, name):
+        path = os.path.join(self.store, "%s-nixos-system-p620-%s" % (_hash(name), name))
+        os.makedirs(os.path.join(path, "bin"), exist_ok=True)
+        return path
+
+    def package(self, name):
+        return os.path.join(self.store, "%s-%s" % (_hash(name), name))
+
+    @staticmethod
+    def _link(link, target):
+        tmp = link + ".tmp"
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+
+    def generations(self):
+        numbers = []
+        for entry in os.listdir(self.profiles):
+            number = parse_generation(entry, self.paths.system_profile)
+            if number is not None:
+                numbers.append(number)
+        return sorted(numbers)
+
+    def _gen_link(self, number):
+        return os.path.join(self.profiles, "system-%d-link" % number)
+
+    def _set_profile(self, path):
+        """nix-env --set: a new generation, unless the last one already is ``path``."""
+        numbers = self.generations()
+        if numbers and os.path.realpath(self._gen_link(numbers[-1])) == path:
+            number = numbers[-1]
+        else:
+            number = (numbers[-1] if numbers else 0) + 1
+            os.symlink(path, self._gen_link(number))
+        self._link(self.paths.system_profile, "system-%d-link" % number)
+
+    @property
+    def current(self):
+        return os.path.realpath(self.paths.current_system)
+
+    @property
+    def profile(self):
+        return os.path.realpath(self.paths.system_profile)
+
+    @property
+    def generation(self):
+        return parse_generation(os.readlink(self.paths.system_profile))
+
+    def closure(self, system):
+        name = system.rsplit("-", 1)[-1]
+        return [system] + [self.package(p) for p in PACKAGES[name]]
+
+    def commands(self, name):
+        """The calls whose program (after ssh/timeout/sudo/env) is ``name``."""
+        return [call for call in self.calls if os.path.basename(call[0]) == name]
+
+    # -- run_command -----------------------------------------------------
+
+    def __call__(self, args, environ_update=None, check_rc=False, cwd=None, **kwargs):
+        assert isinstance(args, list), "commands must be argument lists"
+        assert environ_update == {"LC_ALL": "C"}
+        assert check_rc is False
+        return self.dispatch(list(args), cwd)
+
+    def dispatch(self, args, cwd=None):
+        self.calls.append(args)
+        program = os.path.basename(args[0])
+        if program == "timeout":
+            return self.dispatch(args[4:], cwd)
+        if program == "ssh":
+            return self._ssh(args)
+        if program == "sudo":
+            self.sudo_commands.append(args[2:])
+            return self.dispatch(args[2:], cwd)
+        if program == "env":
+            assert args[1] == "LC_ALL=C"
+            return self.dispatch(args[2:], cwd)
+        if program == "nixos-rebuild":
+            return self._nixos_rebuild(args, cwd)
+        if program == "readlink":
+            if args[1] == "-f":
+                return 0, "".join(os.path.realpath(p) + "\n" for p in args[2:]), ""
+            return 0, os.readlink(args[1]) + "\n", ""
+        if program == "nix-env":
+            assert args[1:4] == ["--profile", self.paths.system_profile, "--set"]
+            if self.nix_env_rc:
+                return self.nix_env_rc, "", "error: opening lock file: Permission denied"
+            self._set_profile(args[4])
+            return 0, "", ""
+        if program == "switch-to-configuration":
+            if self.stc_rc:
+                return self.stc_rc, "", "error: switch-to-configuration: activation script failed"
+            self._link(self.paths.current_system, os.path.dirname(os.path.dirname(args[0])))
+            return 0, "", "activating the configuration...\n"
+        if program == "nix":
+            return self._diff_closures(args)
+        if program == "nix-store":
+            assert args[1:3] == ["-q", "--requisites"]
+            if not self.requisites_ok:
+                return 1, "", "error: path '%s' is not valid" % args[3]
+            return 0, "".join(p + "\n" for p in self.closure(args[3])), ""
+        if program in self.health:
+            rcs = self.health[program]
+            if isinstance(rcs, list):
+                rc = rcs.pop(0) if len(rcs) > 1 else rcs[0]
+            else:
+                rc = rcs
+            return rc, "", "" if rc == 0 else "%s: unhealthy" % program
+        raise AssertionError("unexpected command %r" % (args,))
+
+    def _ssh(self, args):
+        i = 1
+        while args[i].startswith("-"):
+            i += 2 if args[i] in ("-o", "-p", "-i", "-l", "-F") else 1
+        remote = args[i + 1 :]
+        if not self.ssh_up:
+            return 255, "", "ssh: connect to host %s port 22: Connection refused" % args[i]
+        if remote == ["true"]:
+            if self.ssh_probe_ok:
+                return 0, "", ""
+            return 255, "", "kex_exchange_identification: read: Connection reset by peer"
+        assert len(remote) == 1, "the remote command must be one quoted string"
+        return self.dispatch(shlex.split(remote[0]))
+
+    def _nixos_rebuild(self, args, cwd):
+        self.sighup_during_rebuild.append(signal.getsignal(signal.SIGHUP))
+        action = args[1]
+        if "--target-host" in args and not self.ssh_up:
+            return 1, "", "ssh: connect to host %s port 22: Connection refused" % args[args.index("--target-host") + 1]
+        if "--rollback" in args:
+            assert action == "switch"
+            if self.rollback_fail:
+                return self.rollback_fail[0], "", self.rollback_fail[1]
+            if not self.rollback_noop:
+                numbers = [n for n in self.generations() if n < self.generation]
+                self._link(self.paths.system_profile, "system-%d-link" % numbers[-1])
+                self._link(self.paths.current_system, self.profile)
+            return 0, "", "switching profile from version %d\n" % self.generation
+        if action in ("dry-build", "dry-activate"):
+            return 0, "would activate %s\n" % self.config, ""
+        if self.fail and not self.fail_after_activation:
+            return self.fail[0], "", "building the system configuration...\n" + self.fail[1]
+        if self.noop:
+            return 0, "activating the configuration...\nswitching to generation 99\n", ""
+        system = self.system(self.config)
+        if action == "build":
+            self.build_dirs.append(cwd)
+            os.symlink(system, os.path.join(cwd, "result"))
+            return 0, "", "building the system configuration...\n"
+        if action in ("switch", "boot"):
+            self._set_profile(system)
+        if action in ("switch", "test"):
+            self._link(self.paths.current_system, system)
+            if self.ssh_down_after_activation:
+                self.ssh_up = False
+        if self.fail:
+            return self.fail[0], "", self.fail[1]
+        return 0, "", "activating the configuration...\n"
+
+    def _diff_closures(self, args):
+        assert args[1:6] == ["--extra-experimental-features", "nix-command", "store", "diff-closures", args[5]]
+        if not self.diff_closures_ok:
+            return 1, "", "error: experimental Nix feature 'nix-command' is disabled"
+        old, new = args[5], args[6]
+        old_pkgs = {store_name(p) for p in self.closure(old)[1:]}
+        new_pkgs = {store_name(p) for p in self.closure(new)[1:]}
+        lines = ["%s: removed" % p for p in sorted(old_pkgs - new_pkgs)]
+        lines += ["%s: added" % p for p in sorted(new_pkgs - old_pkgs)]
+        return 0, "".join(line + "\n" for line in lines), ""
+
+
+class FakeClock:
+    """Test double for time.monotonic/time.sleep: sleeping only moves the clock."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class BannerServer:
+    """A tiny TCP server on 127.0.0.1 that greets every connection with ``banner`` (None: stays silent)."""
+
+    def __init__(self, banner=b"SSH-2.0-test\r\n"):
+        self.banner = banner
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.02)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._held = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            if self.banner is None:
+                self._held.append(conn)
+                continue
+            try:
+                conn.sendall(self.banner)
+            finally:
+                conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
+
+
+def closed_port():
+    """A port on 127.0.0.1 that nothing listens on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@pytest.fixture
+def fake(tmp_path):
+    return FakeNixosRebuild(tmp_path / "host")
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def sshd():
+    server = BannerServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def make(fake, clock, tmp_path, sshd):
+    """``make(**params)``: a NixosRebuild on the fake host; local confirmation talks to the banner server."""
+    workdir = tmp_path / "tmp"
+    workdir.mkdir()
+
+    def build(runner=None, binaries=None, environ=None, **params):
+        params.setdefault("confirm_ssh_port", sshd.port)
+        bins = {"nixos-rebuild": NIXOS_REBUILD, "ssh": "/usr/bin/ssh"}
+        bins.update(binaries or {})
+        return NixosRebuild(
+            params,
+            runner or fake,
+            paths=fake.paths,
+            clock=clock,
+            sleep=clock.sleep,
+            binaries=bins,
+            tmpdir=str(workdir),
+            environ=environ or {},
+        )
+
+    return build
+
+
+def _fail(rebuild, **kwargs):
+    with pytest.raises(RebuildError) as exc:
+        rebuild.run(**kwargs)
+    return str(exc.value), exc.value.result
+
+
+# -- switch ----------------------------------------------------------------
+
+
+def test_switch_to_a_new_system_changes_and_reports_generations(fake, make, sshd):
+    alpha, beta = fake.system("alpha"), fake.system("beta")
+    fake.config = "beta"
+    before_handler = signal.getsignal(signal.SIGHUP)
+    result = make(flake=FLAKE).run()
+    assert result["changed"] is True
+    assert (result["old_system"], result["new_system"]) == (alpha, beta)
+    assert (result["old_generation"], result["new_generation"]) == (1, 2)
+    assert result["confirmed"] is True and result["rolled_back"] is False
+    assert result["cmd"] == [NIXOS_REBUILD, "switch", "--flake", FLAKE]
+    assert (fake.current, fake.profile, fake.generation) == (beta, beta, 2)
+    assert sshd.connections >= 1  # the fresh-connection probe really connected
+    # SIGHUP was ignored while nixos-rebuild ran, and is restored afterwards.
+    assert fake.sighup_during_rebuild == [signal.SIG_IGN]
+    assert signal.getsignal(signal.SIGHUP) == before_handler
+    assert "diff" not in result
+
+
+def test_switch_with_nothing_new_is_not_a_change(fake, make, sshd):
+    result = make(flake=FLAKE).run()
+    assert result["changed"] is False
+    assert result["old_system"] == result["new_system"] == fake.system("alpha")
+    assert result["old_generation"] == result["new_generation"] == 1
+    assert result["confirmed"] is False  # nothing was activated, nothing to confirm
+    assert sshd.connections == 0
+
+
+def test_switch_exit_0_without_a_new_system_is_not_a_change(fake, make):
+    fake.config = "beta"
+    fake.noop = True  # claims to switch to generation 99, changes nothing
+    result = make(flake=FLAKE).run()
+    assert result["rc"] == 0 and "generation 99" in result["stdout"]
+    assert result["changed"] is False
+    assert result["new_system"] == fake.system("alpha") and result["new_generation"] == 1
+
+
+def test_switch_that_fails_reports_stderr_and_no_change(fake, make):
+    fake.config = "beta"
+    fake.fail = (1, "error: flake 'path:/etc/nixos' does not provide attribute 'nixosConfigurations.p620'")
+    msg, result = _fail(make(flake=FLAKE))
+    assert msg == (
+        "nixos-rebuild switch failed (rc 1): "
+        "error: flake 'path:/etc/nixos' does not provide attribute 'nixosConfigurations.p620'"
+    )
+    assert result["changed"] is False and result["rc"] == 1
+    assert "does not provide attribute" in result["stderr"]
+    assert "rollback" not in result
+    assert (fake.current, fake.generation) == (fake.system("alpha"), 1)
+    assert not fake.commands("switch-to-configuration")
+
+
+def test_failure_after_activation_is_reported_with_the_new_path_and_rolled_back(fake, make):
+    fake.config = "beta"
+    fake.fail = (4, "warning: the following units failed: nginx.service")
+    fake.fail_after_activation = True
+    msg, result = _fail(make(flake=FLAKE))
+    beta, alpha = fake.system("beta"), fake.system("alpha")
+    assert msg.startswith("nixos-rebuild switch failed (rc 4): warning: the following units failed: nginx.service")
+    assert "the running system changed to %s" % beta in msg
+    assert msg.endswith("rolled back to generation 1 (%s)" % alpha)
+    assert result["changed"] is True and result["rolled_back"] is True
+    assert result["new_system"] == beta and result["new_generation"] == 2
+    assert result["rollback"][0]["cmd"] == [NIXOS_REBUILD, "switch", "--rollback", "--flake", FLAKE]
+    assert (fake.current, fake.generation) == (alpha, 1)
+
+
+def test_failing_health_command_rolls_back(fake, make, clock):
+    fake.config = "beta"
+    fake.health["systemctl"] = 3
+    rebuild = make(flake=FLAKE, extra_args=["--show-trace"], health_commands=[["systemctl", "is-active", "nginx"]])
+    msg, result = _fail(rebuild)
+    alpha, beta = fake.system("alpha"), fake.system("beta")
+    assert msg == (
+        "confirmation of %s failed: health command systemctl is-active nginx exited 3: systemctl: unhealthy "
+        "(still failing after 60s); rolled back to generation 1 (%s)" % (beta, alpha)
+    )
+    assert "\n" not in msg
+    assert result["rolled_back"] is True and result["rollback_generation"] == 1 and result["changed"] is True
+    assert result["confirmed"] is False
+    # Retried until the deadline, then rolled back with the same flake args (and without extra_args).
+    assert 1059 < clock.now <= 1060 and len(fake.commands("systemctl")) > 20
+    assert fake.commands("nixos-rebuild")[-1] == [NIXOS_REBUILD, "switch", "--rollback", "--flake", FLAKE]
+    assert (fake.current, fake.profile, fake.generation) == (alpha, alpha, 1)
+    assert fake.sighup_during_rebuild == [signal.SIG_IGN, signal.SIG_IGN]
+
+
+def test_health_command_is_retried_until_it_passes(fake, make, clock):
+    fake.config = "beta"
+    fake.health["curl"] = [7, 7, 0]
+    result = make(flake=FLAKE, health_commands=["curl -fsS http://127.0.0.1/healthz"]).run()
+    assert result["changed"] is True and result["confirmed"] is True
+    assert clock.sleeps == [2.0, 2.0]
+    assert fake.commands("curl") == [["curl", "-fsS", "http://127.0.0.1/healthz"]] * 3
+
+
+def test_closed_ssh_port_fails_confirmation_and_rolls_back(fake, make):
+    fake.config = "beta"
+    port = closed_port()
+    msg, result = _fail(make(flake=FLAKE, confirm_ssh_port=port, confirm_timeout=10))
+    assert msg.startswith(
+        "confirmation of %s failed: fresh SSH connection to 127.0.0.1:%d: " % (fake.system("beta"), port)
+    )
+    assert "refused" in msg.lower()
+    assert "(still failing after 10s); rolled back to generation 1" in msg
+    assert result["rolled_back"] is True and fake.current == fake.system("alpha")
+
+
+def test_rollback_falls_back_to_nix_env_and_switch_to_configuration(fake, make):
+    fake.config = "beta"
+    fake.health["false"] = 1
+    fake.rollback_noop = True  # nixos-rebuild switch --rollback exits 0 but changes nothing
+    msg, result = _fail(make(flake=FLAKE, health_commands=[["false"]], confirm_timeout=3))
+    alpha = fake.system("alpha")
+    assert [step["cmd"] for step in result["rollback"]] == [
+        [NIXOS_REBUILD, "switch", "--rollback", "--flake", FLAKE],
+        ["nix-env", "--profile", fake.paths.system_profile, "--set", alpha],
+        [os.path.join(alpha, "bin", "switch-to-configuration"), "switch"],
+    ]
+    # nix-env --set made a new generation 3 pointing at the old system.
+    assert msg.endswith("rolled back to generation 3 (%s)" % alpha)
+    assert result["rolled_back"] is True and result["rollback_generation"] == 3
+    assert (fake.current, fake.profile, fake.generation) == (alpha, alpha, 3)
+
+
+def test_failed_rollback_reports_both_reasons(fake, make):
+    fake.config = "beta"
+    fake.health["false"] = 1
+    fake.rollback_fail = (1, "error: cannot connect to the daemon")
+    fake.stc_rc = 1
+    msg, result = _fail(make(flake=FLAKE, health_commands=[["false"]], confirm_timeout=3))
+    alpha, beta = fake.system("alpha"), fake.system("beta")
+    assert msg.startswith("confirmation of %s failed: health command false exited 1: false: unhealthy" % beta)
+    assert "; rollback to %s failed too: " % alpha in msg
+    assert "nixos-rebuild switch --rollback (rc 1): error: cannot connect to the daemon" in msg
+    assert "switch-to-configuration switch (rc 1): error: switch-to-configuration: activation script failed" in msg
+    assert "\n" not in msg
+    assert result["rollback_failed"] is True and result["rolled_back"] is False
+    assert len(result["rollback"]) == 3
+    assert fake.current == beta
+
+
+def test_rollback_disabled_leaves_the_new_system(fake, make):
+    fake.config = "beta"
+    fake.health["false"] = 1
+    msg, result = _fail(make(flake=FLAKE, health_commands=[["false"]], confirm_timeout=2, rollback=False))
+    assert msg.endswith("; rollback=false, so the system stays at %s" % fake.system("beta"))
+    assert result["rolled_back"] is False and "rollback" not in result
+    assert fake.current == fake.system("beta")
+    assert len(fake.commands("nixos-rebuild")) == 1
+
+
+def test_test_action_rolls_back_with_switch_to_configuration_test(fake, make):
+    fake.config = "beta"
+    fake.health["false"] = 1
+    msg, result = _fail(make(action="test", flake=FLAKE, health_commands=[["false"]], confirm_timeout=2))
+    alpha = fake.system("alpha")
+    assert [step["cmd"] for step in result["rollback"]] == [
+        [os.path.join(alpha, "bin", "switch-to-configuration"), "test"]
+    ]
+    assert msg.endswith("rolled back to generation 1 (%s)" % alpha)
+    assert (fake.current, fake.generation) == (alpha, 1)  # test never touched the profile
+
+
+def test_confirm_false_skips_confirmation(fake, make, sshd):
+    fake.config = "beta"
+    result = make(flake=FLAKE, confirm=False).run()
+    assert result["changed"] is True and result["confirmed"] is False
+    assert sshd.connections == 0
+
+
+def test_not_nixos_is_reported(fake, make):
+    os.unlink(fake.paths.current_system)
+    msg, _ = _fail(make(flake=FLAKE))
+    assert msg == "%s does not exist: not a NixOS system" % fake.paths.current_system
+    assert fake.calls == []
+
+
+# -- boot, build, check mode, dry-activate -------------------------------
+
+
+def test_boot_compares_the_profile(fake, make, sshd):
+    fake.config = "beta"
+    alpha, beta = fake.system("alpha"), fake.system("beta")
+    result = make(action="boot", flake=FLAKE).run()
+    assert result["changed"] is True
+    assert (result["old_system"], result["new_system"]) == (alpha, beta)
+    assert (result["old_generation"], result["new_generation"]) == (1, 2)
+    assert fake.current == alpha and fake.profile == beta  # active only after a reboot
+    assert sshd.connections == 0 and result["confirmed"] is False
+    again = make(action="boot", flake=FLAKE).run()
+    assert again["changed"] is False and again["new_generation"] == 2
+
+
+def test_build_reports_would_change_and_leaves_no_result_link(fake, make, tmp_path):
+    fake.config = "beta"
+    result = make(action="build", flake=FLAKE).run()
+    assert result["changed"] is False and result["would_change"] is True
+    assert result["built_system"] == result["new_system"] == fake.system("beta")
+    assert result["cmd"] == [NIXOS_REBUILD, "build", "--flake", FLAKE]
+    assert (fake.current, fake.generation) == (fake.system("alpha"), 1)
+    (build_dir,) = fake.build_dirs
+    assert os.path.dirname(build_dir) == str(tmp_path / "tmp") and not os.path.exists(build_dir)
+    assert os.listdir(str(tmp_path / "tmp")) == []
+    fake.config = "alpha"
+    assert make(action="build", flake=FLAKE).run()["would_change"] is False
+
+
+def test_build_failure(fake, make):
+    fake.fail = (1, "error: undefined variable 'nginxx'")
+    msg, result = _fail(make(action="build", flake=FLAKE))
+    assert msg == "nixos-rebuild build failed (rc 1): error: undefined variable 'nginxx'"
+    assert result["changed"] is False
+
+
+@pytest.mark.parametrize("action", ["switch", "boot", "test"])
+def test_check_mode_builds_and_activates_nothing(fake, make, sshd, action):
+    fake.config = "beta"
+    result = make(action=action, flake=FLAKE).run(check_mode=True)
+    assert result["changed"] is True and result["would_change"] is True
+    assert result["new_system"] == result["built_system"] == fake.system("beta")
+    assert [call[1] for call in fake.commands("nixos-rebuild")] == ["build"]
+    assert (fake.current, fake.profile, fake.generation) == (fake.system("alpha"), fake.system("alpha"), 1)
+    assert sshd.connections == 0
+
+
+def test_check_mode_without_a_new_system(fake, make):
+    result = make(flake=FLAKE).run(check_mode=True)
+    assert result["changed"] is False and result["new_generation"] == 1
+
+
+def test_check_mode_boot_compares_the_profile_and_switch_both(fake, make):
+    fake.config = "beta"
+    make(action="boot", flake=FLAKE).run()  # profile: beta, running: alpha
+    assert make(action="boot", flake=FLAKE).run(check_mode=True)["changed"] is False
+    assert make(action="switch", flake=FLAKE).run(check_mode=True)["changed"] is True
+    assert make(action="test", flake=FLAKE).run(check_mode=True)["changed"] is True
+
+
+def test_dry_activate_never_changes(fake, make):
+    fake.config = "beta"
+    result = make(action="dry-activate", flake=FLAKE).run()
+    assert result == dict(
+        changed=False,
+        action="dry-activate",
+        cmd=[NIXOS_REBUILD, "dry-activate", "--flake", FLAKE],
+        rc=0,
+        stdout="would activate beta\n",
+        stderr="",
+    )
+    assert fake.current == fake.system("alpha")
+
+
+def test_dry_build_failure(fake, make):
+    def runner(args, **kwargs):
+        return 1, "", "error: getting status of '/etc/nixos/flake.nix': No such file or directory"
+
+    msg, result = _fail(make(action="dry-build", flake=FLAKE, runner=runner))
+    assert msg.startswith("nixos-rebuild dry-build failed (rc 1): error: getting status")
+    assert result["changed"] is False
+
+
+# -- input validation ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({"action": "rollback"}, "action must be one of switch, boot, test, build, dry-build, dry-activate"),
+        ({"flake": FLAKE, "nixos_config": "/etc/nixos/configuration.nix"}, "flake and nixos_config are mutually"),
+        ({"flake": ""}, "flake must be a non-empty string"),
+        ({"confirm_timeout": 0}, "confirm_timeout must be an integer from 1"),
+        ({"confirm_timeout": -5}, "confirm_timeout must be an integer from 1"),
+        ({"confirm_ssh_port": 0}, "confirm_ssh_port must be an integer from 1 to 65535"),
+        ({"health_urls": ["ftp://example.org/"]}, "health_urls[0] 'ftp://example.org/' must be an http:// or https://"),
+        ({"health_urls": ["localhost:8080/health"]}, "must be an http:// or https:// URL"),
+        ({"health_urls": ["http:///x"]}, "must be an http:// or https:// URL with a host"),
+        ({"health_commands": [[]]}, "health_commands[0] is empty"),
+        ({"health_commands": ["   "]}, "health_commands[0] is empty"),
+        ({"health_commands": ["echo 'unclosed"]}, "cannot be split into words"),
+        ({"health_commands": [{"cmd": "x"}]}, "must be a list of words or a string"),
+        ({"health_commands": [["ls", None]]}, "every word must be a string"),
+        ({"action": "boot", "confirm": True}, "confirm applies only to action=switch or action=test"),
+        ({"action": "boot", "health_urls": ["http://x/"]}, "they need action=switch or action=test"),
+        ({"confirm": False, "health_commands": ["true"]}, "checked only when confirm=true"),
+        ({"extra_args": ["--rollback"]}, "extra_args must not contain --rollback: use the rollback option"),
+        ({"extra_args": ["--flake=/srv#x"]}, "extra_args must not contain --flake"),
+        ({"extra_args": ["--target-host", "x"]}, "use the target_host option"),
+        ({"target_host": "-oProxyCommand=touch /tmp/x"}, "target_host must be one ssh destination"),
+        ({"build_host": "a b"}, "build_host must be one ssh destination"),
+    ],
+)
+def test_bad_input_is_rejected_before_anything_runs(make, params, reason):
+    def runner(args, **kwargs):
+        raise AssertionError("nothing may run for bad input, ran %r" % (args,))
+
+    with pytest.raises(RebuildInputError) as exc:
+        make(runner=runner, **params).run()
+    assert reason in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_bad_nix_sshopts_are_rejected(make):
+    with pytest.raises(RebuildInputError, match="NIX_SSHOPTS cannot be split"):
+        make(environ={"NIX_SSHOPTS": "-o 'unclosed"})
+
+
+def test_validate_params_fills_defaults():
+    params = validate_params({"flake": FLAKE, "health_commands": ["systemctl is-active sshd", ["curl", "-m", 5, "u"]]})
+    assert params["action"] == "switch" and params["confirm"] is True and params["rollback"] is True
+    assert params["confirm_timeout"] == 60 and params["confirm_ssh_port"] == 22
+    assert params["health_commands"] == [["systemctl", "is-active", "sshd"], ["curl", "-m", "5", "u"]]
+    assert validate_params({"action": "build"})["confirm"] is False
+
+
+# -- arguments: flake, classic, hosts --------------------------------------
+
+
+def test_flake_and_classic_and_default_arguments(fake, make):
+    fake.config = "beta"
+    make(flake="path:/srv/nixos#p620", confirm=False).run()
+    fake.config = "gamma"
+    make(nixos_config="/etc/nixos/configuration.nix", extra_args=["--show-trace"], confirm=False).run()
+    fake.config = "alpha"
+    make(confirm=False).run()
+    assert [call[1:] for call in fake.commands("nixos-rebuild")] == [
+        ["switch", "--flake", "path:/srv/nixos#p620"],
+        ["switch", "-I", "nixos-config=/etc/nixos/configuration.nix", "--show-trace"],
+        ["switch"],
+    ]
+
+
+def test_target_host_runs_remotely_and_confirms_over_a_fresh_ssh_connection(fake, make, sshd):
+    fake.config = "beta"
+    fake.health["systemctl"] = 0
+    rebuild = make(
+        flake=FLAKE,
+        target_host="root@p620",
+        build_host="builder",
+        health_commands=[["systemctl", "is-active", "nginx"]],
+        confirm_ssh_port=22,
+        environ={"NIX_SSHOPTS": "-o Port=2222"},
+    )
+    result = rebuild.run()
+    assert result["changed"] is True and result["confirmed"] is True
+    assert result["new_generation"] == 2
+    assert result["cmd"] == [
+        NIXOS_REBUILD,
+        *["switch", "--flake", FLAKE, "--target-host", "root@p620", "--build-host", "builder"],
+    ]
+    ssh_calls = fake.commands("ssh")
+    remote = "env LC_ALL=C readlink -f %s %s %s" % (
+        fake.paths.current_system,
+        fake.paths.system_profile,
+        fake.paths.booted_system,
+    )
+    assert ssh_calls[0] == [
+        *["/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", "Port=2222", "root@p620", remote]
+    ]
+    fresh = [
+        *["/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlPath=none"],
+        *["-o", "Port=2222", "root@p620", "true"],
+    ]
+    assert fresh in ssh_calls
+    assert ssh_calls[-1][-1] == "env LC_ALL=C systemctl is-active nginx"
+    assert sshd.connections == 0  # no local TCP probe with target_host
+
+
+def test_target_host_probe_port_and_check_mode_build_locally(fake, make):
+    fake.config = "beta"
+    make(flake=FLAKE, target_host="p620", confirm_ssh_port=2022).run()
+    probe = [call for call in fake.commands("ssh") if call[-1] == "true"]
+    assert probe == [
+        [
+            *["/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlPath=none"],
+            *["-p", "2022", "p620", "true"],
+        ]
+    ]
+    fake.config = "gamma"
+    result = make(flake=FLAKE, target_host="p620", use_remote_sudo=True).run(check_mode=True)
+    # Building needs neither the target nor sudo; the running system is read over ssh.
+    assert result["cmd"] == [NIXOS_REBUILD, "build", "--flake", FLAKE]
+    assert result["changed"] is True and fake.current == fake.system("beta")
+
+
+def test_target_host_failed_fresh_connection_rolls_back_over_ssh_with_sudo(fake, make):
+    fake.config = "beta"
+    fake.ssh_probe_ok = False
+    fake.rollback_fail = (1, "error: unable to start the switch")
+    msg, result = _fail(make(flake=FLAKE, target_host="admin@p620", use_remote_sudo=True, confirm_timeout=4))
+    alpha = fake.system("alpha")
+    assert "fresh SSH connection to admin@p620 (rc 255): kex_exchange_identification" in msg
+    assert msg.endswith("rolled back to generation 3 (%s)" % alpha)
+    rollback_cmds = [step["cmd"] for step in result["rollback"]]
+    assert rollback_cmds[0] == [
+        *[NIXOS_REBUILD, "switch", "--rollback", "--flake", FLAKE],
+        *["--target-host", "admin@p620", "--use-remote-sudo"],
+    ]
+    assert rollback_cmds[1][-1] == "sudo -- env LC_ALL=C nix-env --profile %s --set %s" % (
+        fake.paths.system_profile,
+        alpha,
+    )
+    assert fake.sudo_commands == [
+        ["env", "LC_ALL=C", "nix-env", "--profile", fake.paths.system_profile, "--set", alpha],
+        ["env", "LC_ALL=C", os.path.join(alpha, "bin", "switch-to-configuration"), "switch"],
+    ]
+    assert fake.current == alpha
+
+
+def test_target_host_unreachable_after_switch_reports_both_reasons(fake, make):
+    fake.config = "beta"
+    fake.ssh_down_after_activation = True
+    msg, result = _fail(make(flake=FLAKE, target_host="p620"))
+    assert msg.startswith("nixos-rebuild switch exited 0, then reading the system state failed: ")
+    assert "cannot read the system links on p620: ssh: connect to host p620 port 22: Connection refused" in msg
+    assert "rollback to %s failed too:" % fake.system("alpha") in msg
+    assert result["rollback_failed"] is True and result["new_system"] is None
+    assert fake.current == fake.system("beta")
+
+
+def test_health_commands_are_bounded_by_timeout_when_available(fake, make, clock):
+    fake.config = "beta"
+    fake.health["systemctl"] = [1, 0]
+    make(
+        flake=FLAKE, health_commands=[["systemctl", "is-system-running"]], binaries={"timeout": "/usr/bin/timeout"}
+    ).run()
+    timed = fake.commands("timeout")
+    assert timed[0] == ["/usr/bin/timeout", "-k", "5", "60s", "systemctl", "is-system-running"]
+    assert timed[1] == ["/usr/bin/timeout", "-k", "5", "58s", "systemctl", "is-system-running"]
+
+
+# -- diff ------------------------------------------------------------------
+
+
+def test_diff_from_diff_closures(fake, make):
+    fake.config = "beta"
+    alpha, beta = fake.system("alpha"), fake.system("beta")
+    result = make(flake=FLAKE).run(diff=True)
+    assert ["nix", "--extra-experimental-features", "nix-command", "store", "diff-closures", alpha, beta] in fake.calls
+    text = "openssh-9.7p1: removed\nnginx-1.26.2: added\nopenssh-9.8p1: added\n"
+    assert result["closure_diff"] == dict(method="diff-closures", text=text)
+    assert result["diff"] == dict(before=alpha + "\n", after=beta + "\n" + text, before_header=alpha, after_header=beta)
+
+
+def test_diff_falls_back_to_requisites(fake, make):
+    fake.config = "gamma"
+    fake.diff_closures_ok = False
+    alpha, gamma = fake.system("alpha"), fake.system("gamma")
+    result = make(flake=FLAKE).run(diff=True)
+    assert ["nix-store", "-q", "--requisites", alpha] in fake.calls
+    assert ["nix-store", "-q", "--requisites", gamma] in fake.calls
+    assert result["closure_diff"] == dict(
+        method="requisites",
+        added=["glibc-2.40", "nixos-system-p620-gamma", "openssh-9.8p1"],
+        removed=["glibc-2.39", "nixos-system-p620-alpha", "openssh-9.7p1"],
+    )
+    assert result["diff"]["before"] == "glibc-2.39\nnixos-system-p620-alpha\nopenssh-9.7p1\n"
+    assert result["diff"]["after"] == "glibc-2.40\nnixos-system-p620-gamma\nopenssh-9.8p1\n"
+
+
+def test_diff_unavailable_warns(fake, make):
+    fake.config = "beta"
+    fake.diff_closures_ok = fake.requisites_ok = False
+    rebuild = make(flake=FLAKE)
+    result = rebuild.run(diff=True)
+    assert result["closure_diff"] is None
+    assert result["diff"]["after"] == fake.system("beta") + "\n"
+    assert rebuild.warnings and rebuild.warnings[0].startswith("no closure diff: nix store diff-closures (rc 1)")
+
+
+def test_diff_in_check_mode_runs_locally(fake, make):
+    fake.config = "beta"
+    result = make(flake=FLAKE, target_host="p620").run(check_mode=True, diff=True)
+    assert result["closure_diff"]["method"] == "diff-closures"
+    assert fake.commands("nix")[0][0] == "nix"
+    assert not any(call[-1].startswith("env LC_ALL=C nix ") for call in fake.commands("ssh"))
+
+
+def test_no_diff_without_a_change(fake, make):
+    result = make(flake=FLAKE).run(diff=True)
+    assert "diff" not in result and not fake.commands("nix")
+
+
+# -- the real probes -------------------------------------------------------
+
+
+def test_ssh_banner_accepts_a_real_ssh_greeting(sshd):
+    ok, banner = ssh_banner("127.0.0.1", sshd.port, 2)
+    assert ok is True and banner == "SSH-2.0-test"
+
+
+def test_ssh_banner_accepts_lines_before_the_version():
+    server = BannerServer(b"hello\r\nSSH-2.0-OpenSSH_9.8\r\n")
+    try:
+        assert ssh_banner("127.0.0.1", server.port, 2) == (True, "SSH-2.0-OpenSSH_9.8")
+    finally:
+        server.close()
+
+
+def test_ssh_banner_rejects_a_closed_port_quickly():
+    start = time.monotonic()
+    ok, reason = ssh_banner("127.0.0.1", closed_port(), 2)
+    assert ok is False and "refused" in reason.lower()
+    assert time.monotonic() - start < 2
+
+
+def test_ssh_banner_rejects_a_silent_server_within_the_timeout():
+    server = BannerServer(banner=None)
+    try:
+        start = time.monotonic()
+        ok, reason = ssh_banner("127.0.0.1", server.port, 0.5)
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert ok is False and reason == "no SSH banner within 0.5s"
+    assert 0.4 < elapsed < 2
+
+
+def test_ssh_banner_rejects_a_non_ssh_service():
+    server = BannerServer(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    try:
+        ok, reason = ssh_banner("127.0.0.1", server.port, 1)
+    finally:
+        server.close()
+    assert ok is False and reason == "connection closed without an SSH banner"
+
+
+def test_confirmation_with_real_time_gives_up_at_the_timeout(fake, tmp_path):
+    port = closed_port()
+    rebuild = NixosRebuild(
+        {"confirm_timeout": 1, "confirm_ssh_port": port}, fake, paths=fake.paths, interval=0.2, environ={}
+    )
+    start = time.monotonic()
+    failure = rebuild.confirm()
+    elapsed = time.monotonic() - start
+    assert failure.startswith("fresh SSH connection to 127.0.0.1:%d: " % port)
+    assert failure.endswith("(still failing after 1s)")
+    assert 0.9 < elapsed < 3
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    """Answers with the server's ``statuses`` in turn (the last one sticks)."""
+
+    def do_GET(self):
+        status = self.server.statuses.pop(0) if len(self.server.statuses) > 1 else self.server.statuses[0]
+        self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", "https://login.invalid/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    servers = []
+
+    def start(*statuses):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+        server.statuses = list(statuses)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return "http://127.0.0.1:%d/healthz" % server.server_address[1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_health_urls_accept_2xx_and_3xx(fake, make, http_server):
+    fake.config = "beta"
+    urls = [http_server(200), http_server(302)]
+    result = make(flake=FLAKE, health_urls=urls).run()
+    assert result["confirmed"] is True  # the redirect to an unresolvable host was not followed
+
+
+def test_health_url_is_retried_until_it_answers(fake, make, http_server, clock):
+    fake.config = "beta"
+    result = make(flake=FLAKE, health_urls=[http_server(503, 503, 204)]).run()
+    assert result["confirmed"] is True and clock.sleeps == [2.0, 2.0]
+
+
+def test_failing_health_url_rolls_back(fake, make, http_server):
+    fake.config = "beta"
+    url = http_server(500)
+    msg, result = _fail(make(flake=FLAKE, health_urls=[url], confirm_timeout=4))
+    assert "failed: health URL %s answered HTTP 500 (still failing after 4s); rolled back" % url in msg
+    assert result["rolled_back"] is True
+
+
+def test_unreachable_health_url(fake, make):
+    fake.config = "beta"
+    url = "http://127.0.0.1:%d/" % closed_port()
+    msg, _ = _fail(make(flake=FLAKE, health_urls=[url], confirm_timeout=2))
+    assert "health URL %s: " % url in msg and "refused" in msg.lower()
+
+
+def test_a_crashing_check_still_rolls_back(fake, make):
+    fake.config = "beta"
+    rebuild = make(flake=FLAKE, health_urls=["http://127.0.0.1/"])
+    rebuild.url_opener = None  # calling it raises TypeError inside the URL check
+    msg, result = _fail(rebuild)
+    assert "health URL http://127.0.0.1/: 'NoneType' object is not callable" in msg
+    assert result["rolled_back"] is True
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def test_parse_generation():
+    assert parse_generation("system-42-link") == 42
+    assert parse_generation("system-42-link\n") == 42
+    assert parse_generation("/nix/var/nix/profiles/system-7-link") == 7
+    assert parse_generation("system-profiles/web-3-link") is None
+    assert parse_generation("/nix/store/abc-nixos-system") is None
+    assert parse_generation(None) is None
+
+
+def test_store_name_and_error_summary():
+    assert store_name("/nix/store/" + "a" * 32 + "-nginx-1.26.2") == "nginx-1.26.2"
+    assert store_name("/tmp/plain") == "plain"
+    assert error_summary("building...\nerror: boom\n  at foo\n") == "error: boom"
+    assert error_summary("", "last line\n") == "last line"
+    assert error_summary("", "") == "no output"
