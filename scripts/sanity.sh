@@ -9,8 +9,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dest=$work/ansible_collections/homelab/nixos
 mkdir -p "$dest"
-# Tracked and new (not ignored) files, without the .collections self-link.
-git ls-files -z --cached --others --exclude-standard | grep -zv '^\.collections/' |
+# Tracked and new (not ignored) files that exist, without the .collections self-link.
+git ls-files -z --cached --others --exclude-standard |
+  python3 -c 'import os, sys
+paths = sys.stdin.read().split("\0")
+sys.stdout.write("".join(p + "\0" for p in paths if p and os.path.lexists(p) and not p.startswith(".collections/")))' |
   rsync -a --from0 --files-from=- "$root"/ "$dest"/
 cd "$dest"
 git init -q && git add -A >/dev/null

@@ -54,7 +54,7 @@ notes:
   - Host-specific quirks such as C(pcie_aspm=off) cannot be seen in the hardware and belong in the inventory.
 requirements:
   - Linux with C(/proc) and C(/sys) mounted.
-author: homelab.nixos contributors
+author: homelab.nixos maintainers (@homelab-nixos)
 """
 
 EXAMPLES = r"""

@@ -132,7 +132,7 @@ notes:
     current system in that store; otherwise the module warns and shows only the two system paths.
 seealso:
   - module: homelab.nixos.nixos_module
-author: homelab.nixos contributors
+author: homelab.nixos maintainers (@homelab-nixos)
 """
 
 EXAMPLES = r"""

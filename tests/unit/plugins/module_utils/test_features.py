@@ -12,7 +12,7 @@ from ansible_collections.homelab.nixos.plugins.module_utils._features import (
     validate_features,
 )
 
-ALL = list(HOST_KINDS)
+ALL = tuple(HOST_KINDS)
 
 
 def _entry(category, requires=(), conflicts=(), host_kinds=ALL, description="A feature."):

@@ -1,6 +1,7 @@
 """Unit tests of the hardware probe behind hardware_facts.
 
-The fixture trees under tests/unit/fixtures/hardware/<host> model the six
+The fixture trees (tests/unit/fixtures/hardware/<host>.yml, laid out by
+tests/hardware_fixtures.py) model the six
 fleet hosts (see the README there); ``detect-virt`` in each holds what
 systemd-detect-virt prints on that host. One test probes this machine's
 real root.
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 
 import pytest
+from hardware_fixtures import FIXTURES
 
 from ansible_collections.homelab.nixos.plugins.module_utils._hardware import (
     CHASSIS_KINDS,
@@ -34,9 +36,6 @@ from ansible_collections.homelab.nixos.plugins.module_utils._hardware import (
     virtualization_facts,
 )
 
-FIXTURES = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "hardware"
-)
 HOSTS = ("p620", "razer", "p510", "dex5550", "samsung", "nixvm")
 METAL = {"type": "none", "is_vm": False, "is_container": False, "source": "systemd-detect-virt"}
 

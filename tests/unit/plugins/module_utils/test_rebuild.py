@@ -292,7 +292,7 @@ class BannerServer:
     def _serve(self):
         while not self._stop.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, _addr = self.sock.accept()
             except OSError:
                 continue
             self.connections += 1
@@ -543,7 +543,7 @@ def test_confirm_false_skips_confirmation(fake, make, sshd):
 
 def test_not_nixos_is_reported(fake, make):
     os.unlink(fake.paths.current_system)
-    msg, _ = _fail(make(flake=FLAKE))
+    msg, _result = _fail(make(flake=FLAKE))
     assert msg == "%s does not exist: not a NixOS system" % fake.paths.current_system
     assert fake.calls == []
 
@@ -968,7 +968,7 @@ def test_failing_health_url_rolls_back(fake, make, http_server):
 def test_unreachable_health_url(fake, make):
     fake.config = "beta"
     url = "http://127.0.0.1:%d/" % closed_port()
-    msg, _ = _fail(make(flake=FLAKE, health_urls=[url], confirm_timeout=2))
+    msg, _result = _fail(make(flake=FLAKE, health_urls=[url], confirm_timeout=2))
     assert "health URL %s: " % url in msg and "refused" in msg.lower()
 
 

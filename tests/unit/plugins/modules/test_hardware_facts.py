@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 from ansible.module_utils import basic
+from hardware_fixtures import FIXTURES
 
 from ansible_collections.homelab.nixos.plugins.module_utils._hardware import probe
 from ansible_collections.homelab.nixos.plugins.modules import hardware_facts
@@ -24,9 +25,6 @@ except ImportError:  # ansible-core < 2.19
             yield
 
 
-FIXTURES = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "hardware"
-)
 DETECT_VIRT = "/usr/bin/systemd-detect-virt"
 PROFILE_NAMES = {
     "p620": "amd-workstation-gpu-amd",

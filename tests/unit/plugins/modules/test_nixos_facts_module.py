@@ -63,7 +63,7 @@ def test_facts_of_a_nixos_root(run_module, tmp_path):
 
 def test_check_mode_gives_the_same_facts(run_module, tmp_path):
     root = _nixos_root(tmp_path)
-    _, normal = run_module(nixos_facts.main, {"root": root, "hostname": "p620"})
+    _failed, normal = run_module(nixos_facts.main, {"root": root, "hostname": "p620"})
     failed, checked = run_module(nixos_facts.main, {"root": root, "hostname": "p620"}, check_mode=True)
     assert not failed
     assert checked["changed"] is False
@@ -73,7 +73,7 @@ def test_check_mode_gives_the_same_facts(run_module, tmp_path):
 def test_config_dir_parameter(run_module, tmp_path):
     root = _nixos_root(tmp_path)
     _write(root, "/srv/classic/configuration.nix", "{ }")
-    _, result = run_module(nixos_facts.main, {"root": root, "config_dir": "/srv/classic"})
+    _failed, result = run_module(nixos_facts.main, {"root": root, "config_dir": "/srv/classic"})
     facts = result["ansible_facts"]["homelab_nixos"]
     assert (facts["config_dir"], facts["configuration_type"], facts["flake_uri"]) == ("/srv/classic", "classic", None)
 
