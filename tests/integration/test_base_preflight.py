@@ -82,7 +82,7 @@ def _failure(data, host):
             "p620",
             {"base_nixos_rebuild_action": "rollforward"},
             "Validating arguments against arg spec 'main' - Foundation of every homelab.nixos play",
-            "value of base_nixos_rebuild_action must be one of: switch, boot, test, build, dry-build, dry-activate, none",
+            "value of base_nixos_rebuild_action must be one of: switch, boot, test, build, dry-build, dry-activate,",
         ),
     ],
 )
