@@ -8,10 +8,11 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup lab lab-down test lint unit sanity syntax changelog
+.PHONY: help setup lab lab-down test lint unit sanity syntax changelog molecule
 
 help:
 	@echo "make lab       set up and converge the local six-host lab"
+	@echo "make lab-down  remove the lab (the image stays cached)"
 	@echo "make test      run every test (installs what it needs)"
 	@echo "make lint      ruff, yamllint via ansible-lint (production profile)"
 
@@ -19,11 +20,13 @@ setup:
 	@scripts/setup-controller.sh
 
 lab:
-	@echo "make lab: the six-host lab (issue #3) is not built yet; nothing was started." >&2
-	@exit 2
+	@scripts/setup-controller.sh --lab
+	$(BIN)/python scripts/lab.py up
+	ANSIBLE_CALLBACKS_ENABLED=homelab.nixos.fleet_summary $(BIN)/ansible-playbook -i inventory/lab site.yml
 
 lab-down:
-	@echo "make lab-down: no lab exists yet." >&2
+	@scripts/setup-controller.sh
+	$(BIN)/python scripts/lab.py down
 
 lint: setup
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@
     scripts/lab.py up       build the image if needed, start the six hosts,
                             write the inventory overlay inventory/lab/
     scripts/lab.py down     remove the containers, the network, the overlay
+    scripts/lab.py overlay  write inventory/lab only (the addresses are fixed)
     scripts/lab.py status   one line per host
     scripts/lab.py stop H   stop one host (fault tests)
 
@@ -255,14 +256,14 @@ def start_host(host, tag, pubkey):
 
 def authorize(host, pubkey):
     script = (
-        "install -d -m 0700 -o {u} -g {u} /home/{u}/.ssh && "
-        "cat > /home/{u}/.ssh/authorized_keys.lab && "
-        "chown {u}:{u} /home/{u}/.ssh/authorized_keys.lab && chmod 0600 /home/{u}/.ssh/authorized_keys.lab && "
-        "if ! grep -qxF -f /home/{u}/.ssh/authorized_keys.lab /home/{u}/.ssh/authorized_keys 2>/dev/null; then "
-        "cat /home/{u}/.ssh/authorized_keys.lab >> /home/{u}/.ssh/authorized_keys; fi && "
-        "chown {u}:{u} /home/{u}/.ssh/authorized_keys && chmod 0600 /home/{u}/.ssh/authorized_keys && "
-        "rm /home/{u}/.ssh/authorized_keys.lab"
-    ).format(u=LAB_USER)
+        f"install -d -m 0700 -o {LAB_USER} -g {LAB_USER} /home/{LAB_USER}/.ssh && "
+        f"cat > /home/{LAB_USER}/.ssh/authorized_keys.lab && "
+        f"chown {LAB_USER}:{LAB_USER} /home/{LAB_USER}/.ssh/authorized_keys.lab && chmod 0600 /home/{LAB_USER}/.ssh/authorized_keys.lab && "
+        f"if ! grep -qxF -f /home/{LAB_USER}/.ssh/authorized_keys.lab /home/{LAB_USER}/.ssh/authorized_keys 2>/dev/null; then "
+        f"cat /home/{LAB_USER}/.ssh/authorized_keys.lab >> /home/{LAB_USER}/.ssh/authorized_keys; fi && "
+        f"chown {LAB_USER}:{LAB_USER} /home/{LAB_USER}/.ssh/authorized_keys && chmod 0600 /home/{LAB_USER}/.ssh/authorized_keys && "
+        f"rm /home/{LAB_USER}/.ssh/authorized_keys.lab"
+    )
     for _ in range(50):
         if podman("exec", "-i", container(host), "sh", "-c", script, stdin=pubkey, check=False).returncode == 0:
             return
@@ -346,13 +347,19 @@ def up(_args):
     log("six hosts up (%s); inventory: inventory/lab" % ("started: " + ", ".join(started) if started else "all reused"))
 
 
-def down(_args):
+def overlay(_args):
+    write_overlay()
+    log("inventory overlay written to inventory/lab")
+
+
+def down(args):
     names = podman("ps", "-a", "--filter", "label=" + LABEL, "--format", "{{.Names}}", check=False).stdout.split()
     if names:
         podman("rm", "-f", "-t", "2", *names, check=False)
     if podman("network", "exists", NETWORK, check=False).returncode == 0:
         podman("network", "rm", "-f", NETWORK, check=False)
-    shutil.rmtree(OVERLAY, ignore_errors=True)
+    if not args.keep_overlay:
+        shutil.rmtree(OVERLAY, ignore_errors=True)
     if os.path.exists(KNOWN_HOSTS):
         os.remove(KNOWN_HOSTS)
     log("lab removed (the image stays cached; `podman rmi` it to rebuild)")
@@ -374,7 +381,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up").set_defaults(func=up)
-    sub.add_parser("down").set_defaults(func=down)
+    p = sub.add_parser("down")
+    p.add_argument("--keep-overlay", action="store_true", help="keep inventory/lab (molecule links it)")
+    p.set_defaults(func=down)
+    sub.add_parser("overlay", help="write inventory/lab only").set_defaults(func=overlay)
     sub.add_parser("status").set_defaults(func=status)
     p = sub.add_parser("stop")
     p.add_argument("host", choices=HOSTS)
