@@ -254,18 +254,25 @@ def start_host(host, tag, pubkey):
     return True
 
 
+# Appends the key from stdin to the user's authorized_keys once, with the
+# ownership and modes sshd's StrictModes wants.
+AUTHORIZE = r"""
+set -eu
+home=$(getent passwd "$1" | cut -d: -f6)
+install -d -m 0700 -o "$1" -g "$1" "$home/.ssh"
+key=$(cat)
+touch "$home/.ssh/authorized_keys"
+grep -qxF "$key" "$home/.ssh/authorized_keys" || printf '%s\n' "$key" >> "$home/.ssh/authorized_keys"
+chown "$1:$1" "$home/.ssh/authorized_keys"
+chmod 0600 "$home/.ssh/authorized_keys"
+"""
+
+
 def authorize(host, pubkey):
-    script = (
-        f"install -d -m 0700 -o {LAB_USER} -g {LAB_USER} /home/{LAB_USER}/.ssh && "
-        f"cat > /home/{LAB_USER}/.ssh/authorized_keys.lab && "
-        f"chown {LAB_USER}:{LAB_USER} /home/{LAB_USER}/.ssh/authorized_keys.lab && chmod 0600 /home/{LAB_USER}/.ssh/authorized_keys.lab && "
-        f"if ! grep -qxF -f /home/{LAB_USER}/.ssh/authorized_keys.lab /home/{LAB_USER}/.ssh/authorized_keys 2>/dev/null; then "
-        f"cat /home/{LAB_USER}/.ssh/authorized_keys.lab >> /home/{LAB_USER}/.ssh/authorized_keys; fi && "
-        f"chown {LAB_USER}:{LAB_USER} /home/{LAB_USER}/.ssh/authorized_keys && chmod 0600 /home/{LAB_USER}/.ssh/authorized_keys && "
-        f"rm /home/{LAB_USER}/.ssh/authorized_keys.lab"
-    )
     for _ in range(50):
-        if podman("exec", "-i", container(host), "sh", "-c", script, stdin=pubkey, check=False).returncode == 0:
+        args = ("exec", "-i", container(host), "sh", "-c", AUTHORIZE, "authorize", LAB_USER)
+        proc = podman(*args, stdin=pubkey, check=False)
+        if proc.returncode == 0:
             return
         time.sleep(0.2)
     raise LabError("%s: could not install the lab key" % host)
