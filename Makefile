@@ -1,6 +1,6 @@
 # homelab.nixos — the two commands a new user needs:
 #   make lab    set up the local six-host lab and converge site.yml on it
-#   make test   every test: lint, unit, integration, sanity, syntax
+#   make test   every test: lint, sanity, molecule on the lab, pytest
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
@@ -8,24 +8,27 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup lab lab-down test lint unit sanity syntax changelog molecule
+.PHONY: help setup setup-lab lab lab-down test lint changelog syntax sanity unit molecule pytest-all benchmark
 
 help:
-	@echo "make lab       set up and converge the local six-host lab"
-	@echo "make lab-down  remove the lab (the image stays cached)"
-	@echo "make test      run every test (installs what it needs)"
-	@echo "make lint      ruff, yamllint via ansible-lint (production profile)"
+	@echo "make lab        set up and converge the local six-host lab"
+	@echo "make lab-down   remove the lab (the image stays cached)"
+	@echo "make test       run every test (installs what it needs)"
+	@echo "make lint       ruff and ansible-lint (production profile)"
+	@echo "make unit       pytest without the lab"
+	@echo "make benchmark  converge + no-op rerun timings on the lab"
 
 setup:
 	@scripts/setup-controller.sh
 
-lab:
+setup-lab:
 	@scripts/setup-controller.sh --lab
+
+lab: setup-lab
 	$(BIN)/python scripts/lab.py up
 	ANSIBLE_CALLBACKS_ENABLED=homelab.nixos.fleet_summary $(BIN)/ansible-playbook -i inventory/lab site.yml
 
-lab-down:
-	@scripts/setup-controller.sh
+lab-down: setup
 	$(BIN)/python scripts/lab.py down
 
 lint: setup
@@ -33,21 +36,36 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ansible-lint --profile production
 
-unit: setup
-	$(BIN)/pytest -q
-
-sanity: setup
-	scripts/sanity.sh
+changelog: setup
+	$(BIN)/antsibull-changelog lint
 
 syntax: setup
 	$(BIN)/ansible-playbook --syntax-check site.yml
 
-changelog: setup
-	$(BIN)/antsibull-changelog lint
+sanity: setup
+	scripts/sanity.sh
 
-test: setup
+unit: setup
+	$(BIN)/pytest -q
+
+# Every scenario creates the lab from the cached image and destroys it.
+molecule: setup-lab
+	$(BIN)/python scripts/lab.py overlay
+	$(BIN)/molecule test --all
+
+# Unit, integration and lab tests; pytest's summary is the last line of `make test`.
+pytest-all: setup-lab
+	HOMELAB_LAB_TESTS=1 $(BIN)/pytest -q
+
+benchmark: setup-lab
+	$(BIN)/python benchmarks/fleet.py
+
+test: setup-lab
+	@# A lab left over from an earlier run (CI runs right after a session) goes first.
+	$(BIN)/python scripts/lab.py down
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory changelog
 	$(MAKE) --no-print-directory syntax
 	$(MAKE) --no-print-directory sanity
-	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory molecule
+	$(MAKE) --no-print-directory pytest-all
