@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fleet benchmark on the local lab (a script, not a test: it never fails the suite).
 
 Recreates the six lab hosts, runs site.yml (converge), runs it again (the

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The local six-host lab: Debian containers named after the fleet.
 
     scripts/lab.py up       build the image if needed, start the six hosts,
@@ -269,7 +268,7 @@ chmod 0600 "$home/.ssh/authorized_keys"
 
 
 def authorize(host, pubkey):
-    for _ in range(50):
+    for _attempt in range(50):
         args = ("exec", "-i", container(host), "sh", "-c", AUTHORIZE, "authorize", LAB_USER)
         proc = podman(*args, stdin=pubkey, check=False)
         if proc.returncode == 0:

@@ -78,19 +78,13 @@ class CallbackModule(CallbackBase):
             host = self._hosts[name]
             state = "UNREACHABLE" if host["unreachable"] else "FAILED" if host["failed"] else "converged"
             roles = ",".join(sorted(host["roles"])) or "-"
-            line = "%-*s  %-11s ok=%-3d changed=%-3d failed=%-2d unreachable=%-2d roles=%s" % (
-                width,
-                name,
-                state,
-                host["ok"],
-                host["changed"],
-                host["failed"],
-                host["unreachable"],
-                roles,
+            counts = "ok={:<3} changed={:<3} failed={:<2} unreachable={:<2}".format(
+                host["ok"], host["changed"], host["failed"], host["unreachable"]
             )
+            line = f"{name.ljust(width)}  {state:<11} {counts} roles={roles}"
             color = "red" if state != "converged" else ("yellow" if host["changed"] else "green")
             self._display.display(line, color=color)
             if host["reason"]:
-                self._display.display("%*s  -> %s" % (width, "", host["reason"].splitlines()[0]), color="red")
+                self._display.display(" " * width + "  -> " + host["reason"].splitlines()[0], color="red")
             for url in host["urls"]:
-                self._display.display("%*s  %s" % (width, "", url))
+                self._display.display(" " * width + "  " + url)

@@ -114,15 +114,14 @@ def test_feature_problems_are_reported_all_at_once(tmp_path):
 def test_good_input_writes_parsable_modules(tmp_path, nix_instantiate):
     """The NixOS backend on a flake checkout, with the rebuild left to the user."""
     flake = tmp_path / "flake"
-    rc, data = _run(
-        tmp_path,
-        check=False,
-        base_backend_override="nixos",
-        base_nixos_target="flake",
-        base_nixos_flake_dir=str(flake),
-        base_nixos_rebuild_action="none",
-        base_kernel_params=["amd_pstate=active"],
-    )
+    settings = {
+        "base_backend_override": "nixos",
+        "base_nixos_target": "flake",
+        "base_nixos_flake_dir": str(flake),
+        "base_nixos_rebuild_action": "none",
+        "base_kernel_params": ["amd_pstate=active"],
+    }
+    rc, data = _run(tmp_path, check=False, **settings)
     assert rc == 0, json.dumps(data["stats"])
     moddir = flake / "hosts" / "p620" / "homelab"
     assert sorted(os.listdir(moddir)) == ["base.nix", "default.nix"]
@@ -132,13 +131,5 @@ def test_good_input_writes_parsable_modules(tmp_path, nix_instantiate):
     for name in ("base.nix", "default.nix"):
         subprocess.run([nix_instantiate, "--parse", str(moddir / name)], check=True, capture_output=True)
     # a second run changes nothing
-    rc, data = _run(
-        tmp_path,
-        check=False,
-        base_backend_override="nixos",
-        base_nixos_target="flake",
-        base_nixos_flake_dir=str(flake),
-        base_nixos_rebuild_action="none",
-        base_kernel_params=["amd_pstate=active"],
-    )
+    rc, data = _run(tmp_path, check=False, **settings)
     assert rc == 0 and data["stats"]["p620"]["changed"] == 0, json.dumps(data["stats"])
