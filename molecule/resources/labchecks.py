@@ -83,3 +83,17 @@ def assert_rendered_modules_evaluate(host):
         if path.endswith("/default.nix"):
             continue
         check(evaluate_module(path))
+
+
+def assert_inventory_applies(host):
+    """The real inventory's group and host variables reached the lab host:
+    its rendered base module carries the kernel parameters host_vars set."""
+    import yaml  # noqa: PLC0415
+
+    name = hostname(host)
+    with open(os.path.join(PROJECT, "inventory", "host_vars", name + ".yml")) as f:
+        params = (yaml.safe_load(f) or {}).get("base_kernel_params") or []
+    text = open(os.path.join(PROJECT, "build", "nixos", name, "base.nix")).read()
+    for param in params:
+        assert '"%s"' % param in text, "%s: host_vars kernel parameter %s missing" % (name, param)
+    assert "trusted-users" in text  # group_vars/all

@@ -33,3 +33,7 @@ def test_rendered_nix_modules_parse(host):
 
 def test_check_mode_changed_nothing(host):
     labchecks.assert_check_mode_changed_nothing(host)
+
+
+def test_real_inventory_variables_apply(host):
+    labchecks.assert_inventory_applies(host)

@@ -21,3 +21,7 @@ def test_nixos_backend_rendered_every_module(host):
 
 def test_check_mode_changed_nothing(host):
     labchecks.assert_check_mode_changed_nothing(host)
+
+
+def test_real_inventory_variables_apply(host):
+    labchecks.assert_inventory_applies(host)
