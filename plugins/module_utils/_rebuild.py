@@ -14,6 +14,9 @@ The flow for ``switch`` and ``test``:
 5. when confirmation fails (or nixos-rebuild failed after activating),
    switch back to the previous system and report the failure.
 
+What the module returns is cleaned on the way out: ``user:password@`` in
+URLs is redacted and command outputs are cut to their last 64 KiB.
+
 Everything that touches the host goes through a ``runner`` callable shaped
 like ``AnsibleModule.run_command`` and a :class:`SystemPaths` object, and
 time goes through ``clock``/``sleep``, so the flow is unit-testable with a
@@ -55,6 +58,8 @@ DEFAULT_BINARIES = {
     "nix": "nix",
     "nix-store": "nix-store",
     "nix-env": "nix-env",
+    # sudo for the module's own privileged commands with use_remote_sudo and no target_host.
+    "sudo": "sudo",
     # coreutils timeout(1), used to bound health commands; None: unbounded.
     "timeout": None,
 }
@@ -88,10 +93,28 @@ _RESERVED_ARGS = {
     "-p": "nothing: the module reads the default system profile",
 }
 
+# extra_args that change channels or a flake lock file: check mode must not pass them on.
+_CHANGING_ARGS = {
+    "--upgrade": "updates the root user's channels",
+    "--upgrade-all": "updates all of the root user's channels",
+    "--recreate-lock-file": "rewrites the flake lock file",
+    "--update-input": "updates a flake input in the lock file",
+    "--commit-lock-file": "commits the flake lock file",
+}
+# nixos-rebuild accepts --specialisation (-c) only with switch and test, never with build.
+_SPECIALISATION_ARGS = ("--specialisation", "-c")
+
 # Connect timeout of the module's own ssh commands (state reads, rollback).
 _SSH_CONNECT_TIMEOUT = 30
+# Keepalives of the module's own ssh commands: a dead connection fails within ~15s instead of hanging.
+_SSH_KEEPALIVE = ["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
 # Upper bound of one probe inside the confirmation loop.
 _PROBE_TIMEOUT = 10
+# Returned command outputs keep their last this many bytes.
+OUTPUT_LIMIT = 64 * 1024
+# userinfo with a password in a URL or flake reference: git+https://user:token@host/...
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/?#@]*:[^\s/?#@]*@")
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _STORE_HASH = re.compile(r"[0-9a-z]{32}-")
 _BANNERS = (b"SSH-2.0-", b"SSH-1.99-")  # 1.99 announces 2.0 compatibility (RFC 4253, 5.1)
 
@@ -111,10 +134,17 @@ class RebuildInputError(RebuildError):
 class SystemPaths:
     """Where NixOS keeps its system links; tests point them at a tmp directory."""
 
-    def __init__(self, system_profile=SYSTEM_PROFILE, current_system=CURRENT_SYSTEM, booted_system=BOOTED_SYSTEM):
+    def __init__(
+        self,
+        system_profile=SYSTEM_PROFILE,
+        current_system=CURRENT_SYSTEM,
+        booted_system=BOOTED_SYSTEM,
+        store="/nix/store",
+    ):
         self.system_profile = system_profile
         self.current_system = current_system
         self.booted_system = booted_system
+        self.store = store
 
 
 class SystemState:
@@ -156,6 +186,61 @@ def error_summary(stderr, stdout=""):
             line = next((line for line in lines if line.startswith("error:")), lines[-1])
             return line if len(line) <= 300 else line[:297] + "..."
     return "no output"
+
+
+def redact(text):
+    """``git+https://user:token@host/x`` -> ``git+https://***@host/x``, anywhere in ``text``."""
+    return _URL_CREDENTIALS.sub("***@", text)
+
+
+def tail(text, limit=OUTPUT_LIMIT):
+    """The last ``limit`` bytes of ``text`` (UTF-8), after a line saying how much was cut."""
+    data = text.encode("utf-8", "surrogateescape")
+    if len(data) <= limit:
+        return text
+    kept = data[-limit:].decode("utf-8", "ignore")
+    return f"[... first {len(data) - limit} bytes cut ...]\n{kept}"
+
+
+# Result keys whose text is a command's output (or made from one) and gets cut to OUTPUT_LIMIT.
+_OUTPUT_KEYS = ("stdout", "stderr", "before", "after")
+
+
+def clean_result(value, key=None):
+    """``value`` (a module result) with credentials redacted and command outputs cut to their tail."""
+    if isinstance(value, dict):
+        return {k: clean_result(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_result(item) for item in value]
+    if isinstance(value, str):
+        return redact(tail(value) if key in _OUTPUT_KEYS else value)
+    return value
+
+
+def pin_binary(path):
+    """``path`` with the directories resolved, so it keeps working after a switch.
+
+    ``get_bin_path`` finds tools as ``/run/current-system/sw/bin/<name>``,
+    which points into the new system as soon as it is activated: a rollback
+    must not depend on it. Links that keep the program name are followed
+    (``sw/bin/nixos-rebuild`` -> ``/nix/store/...-nixos-rebuild/bin/nixos-rebuild``),
+    one that renames it is not: ``nix-env`` -> ``nix`` is a multi-call binary
+    that acts on the name it was started as.
+    """
+    if not path or not os.path.isabs(path):
+        return path
+    name = os.path.basename(path)
+    pinned = os.path.join(os.path.realpath(os.path.dirname(path)), name)
+    for _unused in range(40):  # a link loop stops here
+        try:
+            target = os.readlink(pinned)
+        except OSError:
+            break  # not a link (or gone): done
+        if os.path.basename(target) != name:
+            break
+        directory = os.path.join(os.path.dirname(pinned), os.path.dirname(target))
+        pinned = os.path.join(os.path.realpath(directory), name)
+    return pinned
 
 
 def _socket_failure(error, timeout_message):
@@ -244,7 +329,20 @@ def _int(params, name, low, high):
     return value
 
 
-def validate_params(params):
+def _check_mode_args(p, check_mode):
+    """Reject extra_args that change things in check mode, and --specialisation where nixos-rebuild builds."""
+    for arg in p["extra_args"]:
+        option = arg.split("=", 1)[0]
+        if check_mode and option in _CHANGING_ARGS:
+            raise RebuildInputError(f"extra_args must not contain {option} in check mode: it {_CHANGING_ARGS[option]}")
+        if option in _SPECIALISATION_ARGS and (check_mode or p["action"] == "build"):
+            raise RebuildInputError(
+                f"extra_args must not contain {option} in check mode or with action=build: "
+                "nixos-rebuild accepts it only with switch and test, and check mode runs nixos-rebuild build"
+            )
+
+
+def validate_params(params, check_mode=False):
     """Module parameters, checked and normalised; RebuildInputError with a one-line reason otherwise."""
     p = dict(DEFAULTS)
     p.update((key, value) for key, value in params.items() if key in DEFAULTS and value is not None)
@@ -270,6 +368,7 @@ def validate_params(params):
         if option in _RESERVED_ARGS:
             raise RebuildInputError(f"extra_args must not contain {option}: use {_RESERVED_ARGS[option]}")
     p["extra_args"] = list(extra)
+    _check_mode_args(p, check_mode)
 
     if not isinstance(p["health_commands"], (list, tuple)) or not isinstance(p["health_urls"], (list, tuple)):
         raise RebuildInputError("health_commands and health_urls must be lists")
@@ -291,6 +390,21 @@ def validate_params(params):
     for name in ("use_remote_sudo", "rollback", "confirm"):
         p[name] = bool(p[name])
     return p
+
+
+def _absolute_flake(flake):
+    """A flake reference with a relative path (``.#x``, ``./nixos``, ``path:../x``) made absolute.
+
+    nixos-rebuild runs in a private temporary directory for some actions, where relative paths mean nothing.
+    """
+    if flake is None:
+        return None
+    ref, sep, attr = flake.partition("#")
+    scheme = "path:" if ref.startswith("path:") else ""
+    path = ref[len(scheme) :]
+    if path in (".", "..") or path.startswith(("./", "../")) or (scheme and path and not path.startswith("/")):
+        ref = scheme + os.path.abspath(path)
+    return ref + sep + attr
 
 
 @contextlib.contextmanager
@@ -352,6 +466,9 @@ class NixosRebuild:
         self.url_opener = url_opener
         self.interval = interval
         self.warnings = []
+        self.flake = _absolute_flake(self.params["flake"])
+        config = self.params["nixos_config"]
+        self.nixos_config = None if config is None else os.path.abspath(config)
         environ = os.environ if environ is None else environ
         try:
             # nixos-rebuild reads its ssh options from NIX_SSHOPTS; the module's own ssh commands use them too.
@@ -365,7 +482,19 @@ class NixosRebuild:
         kwargs = {"environ_update": dict(ENV), "check_rc": False}
         if cwd is not None:
             kwargs["cwd"] = cwd
-        return self.runner(list(args), **kwargs)
+        try:
+            return self.runner(list(args), **kwargs)
+        except OSError as e:  # a missing binary must not stop a rollback half-way
+            return 127, "", str(e)
+
+    @contextlib.contextmanager
+    def _workdir(self):
+        """A private working directory: nixos-rebuild build, test and dry-activate can leave ./result there."""
+        workdir = tempfile.mkdtemp(prefix="nixos-rebuild-", dir=self.tmpdir)
+        try:
+            yield workdir
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     @property
     def _remote(self):
@@ -376,16 +505,20 @@ class NixosRebuild:
         return name if self._remote else self.bins[name]
 
     def _ssh(self, connect_timeout):
-        return [self.bins["ssh"], "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}"]
+        return [self.bins["ssh"], "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}", *_SSH_KEEPALIVE]
 
     def _host_argv(self, argv, privileged=False, timeout=None, connect_timeout=_SSH_CONNECT_TIMEOUT):
-        """``argv`` as a command that runs on the host: directly, or through ssh with target_host."""
+        """``argv`` as a command that runs on the host: directly, or through ssh with target_host.
+
+        ``privileged`` commands get ``sudo -n --`` with use_remote_sudo, on the target or locally.
+        """
+        sudo = privileged and self.params["use_remote_sudo"]
         if self._remote:
-            words = ["sudo", "--"] if privileged and self.params["use_remote_sudo"] else []
+            words = ["sudo", "-n", "--"] if sudo else []
             words += ["env", "LC_ALL=C", *argv]
             cmd = self._ssh(connect_timeout) + self.ssh_opts + [self.params["target_host"], shlex.join(words)]
         else:
-            cmd = list(argv)
+            cmd = ([self.bins["sudo"], "-n", "--"] if sudo else []) + list(argv)
         return self._bounded(cmd, timeout)
 
     def _bounded(self, cmd, timeout):
@@ -397,11 +530,13 @@ class NixosRebuild:
         p = self.params
         cmd = [self.bins["nixos-rebuild"], action]
         if rollback:
-            cmd.append("--rollback")
-        if p["flake"] is not None:
-            cmd += ["--flake", p["flake"]]
-        elif p["nixos_config"] is not None:
-            cmd += ["-I", f"nixos-config={p['nixos_config']}"]
+            # --fast: no rebuilding of nixos-rebuild itself (nor of nix) on the way back.
+            cmd += ["--rollback", "--fast"]
+        if self.flake is not None:
+            cmd += ["--flake", self.flake]
+        elif self.nixos_config is not None:
+            # Without --no-flake, nixos-rebuild prefers /etc/nixos/flake.nix when it exists.
+            cmd += ["-I", f"nixos-config={self.nixos_config}", "--no-flake"]
         if activation and p["target_host"]:
             cmd += ["--target-host", p["target_host"]]
         if p["build_host"]:
@@ -441,6 +576,28 @@ class NixosRebuild:
         current, profile, booted = resolved
         return SystemState(current, profile, parse_generation(profile_link, paths.system_profile), booted)
 
+    def _resolve_flake_attr(self):
+        """With target_host, ``flake`` without ``#attr`` means the target's hostname, as nixos-rebuild does.
+
+        Check mode and action=build run nixos-rebuild without --target-host, where it would pick the
+        attribute of the machine the module runs on: name the target's attribute for every command.
+        """
+        if not self._remote or self.flake is None or "#" in self.flake:
+            return
+        target = self.params["target_host"]
+        rc, out, err = self._run(self._host_argv(["cat", "/proc/sys/kernel/hostname"]))
+        hostname = out.strip()
+        if rc != 0 or not _HOSTNAME.fullmatch(hostname):
+            why = error_summary(err, out) if rc != 0 else f"got {hostname!r}"
+            raise RebuildError(
+                f"cannot read the hostname of {target} for the flake attribute (rc {rc}): {why}; "
+                "name it in flake as <flake>#<name>",
+                rc=rc,
+                stdout=out,
+                stderr=err,
+            )
+        self.flake = f"{self.flake}#{hostname}"
+
     def _require_nixos(self, state):
         if state.current is None:
             where = f" on {self.params['target_host']}" if self._remote else ""
@@ -461,6 +618,20 @@ class NixosRebuild:
     # -- actions -----------------------------------------------------------
 
     def run(self, check_mode=False, diff=False):
+        """The module result, or RebuildError; either way with credentials redacted and outputs cut."""
+        try:
+            _check_mode_args(self.params, check_mode)
+            self._resolve_flake_attr()
+            result = self._run_action(check_mode, diff)
+        except RebuildError as e:
+            e.args = (redact(str(e)),)
+            e.result = clean_result(e.result)
+            raise
+        finally:
+            self.warnings = [redact(warning) for warning in self.warnings]
+        return clean_result(result)
+
+    def _run_action(self, check_mode, diff):
         action = self.params["action"]
         if action in ("dry-build", "dry-activate"):
             return self._dry()
@@ -489,7 +660,8 @@ class NixosRebuild:
 
     def _dry(self):
         cmd = self._rebuild_cmd(self.params["action"])
-        rc, out, err = self._run(cmd)
+        with self._workdir() as workdir:  # a classic dry-activate leaves ./result
+            rc, out, err = self._run(cmd, cwd=workdir)
         result = dict(changed=False, action=self.params["action"], cmd=cmd, rc=rc, stdout=out, stderr=err)
         if rc != 0:
             raise RebuildError(
@@ -498,21 +670,43 @@ class NixosRebuild:
         return result
 
     def build(self):
-        """Build the configuration without activating it; returns ``(system_path, cmd, rc, stdout, stderr)``."""
-        # nixos-rebuild build leaves ./result in its working directory: give it a private one.
-        workdir = tempfile.mkdtemp(prefix="nixos-rebuild-", dir=self.tmpdir)
-        try:
-            cmd = self._rebuild_cmd("build", activation=False)
+        """Build the configuration without activating it; returns ``(system_path, cmd, rc, stdout, stderr)``.
+
+        The built system is ``./result`` in a private working directory; with build_host there is none, and
+        nixos-rebuild-ng prints the path as the last line of its output instead.
+        """
+        cmd = self._rebuild_cmd("build", activation=False)
+        with self._workdir() as workdir:
             rc, out, err = self._run(cmd, cwd=workdir)
             details = dict(changed=False, cmd=cmd, rc=rc, stdout=out, stderr=err)
             if rc != 0:
                 raise RebuildError(f"nixos-rebuild build failed (rc {rc}): {error_summary(err, out)}", **details)
             link = os.path.join(workdir, "result")
-            if not os.path.islink(link):
-                raise RebuildError("nixos-rebuild build exited 0 but left no ./result link", **details)
-            return os.path.realpath(link), cmd, rc, out, err
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if os.path.islink(link):
+                return os.path.realpath(link), cmd, rc, out, err
+        built = self._printed_store_path(out)
+        if built is not None:
+            return built, cmd, rc, out, err
+        msg = (
+            "nixos-rebuild build exited 0 but left no ./result link and did not print the built system "
+            "as the last line of its output"
+        )
+        if self.params["build_host"]:
+            msg += (
+                "; older nixos-rebuild versions do that with build_host: point nixos_rebuild_path at "
+                "nixos-rebuild-ng, which prints the path, or leave build_host out for check mode and action=build"
+            )
+        raise RebuildError(msg, **details)
+
+    def _printed_store_path(self, out):
+        """The last line of ``out`` when it is a store path such as ``/nix/store/<hash>-nixos-system-...``."""
+        lines = [line.strip() for line in out.splitlines() if line.strip()]
+        if not lines or len(lines[-1].split()) != 1:
+            return None
+        last = lines[-1].rstrip("/")
+        if os.path.dirname(last) == self.paths.store.rstrip("/") and _STORE_HASH.match(os.path.basename(last)):
+            return last
+        return None
 
     def _build_action(self, diff):
         before = self.read_state()
@@ -551,7 +745,8 @@ class NixosRebuild:
         result = self._result(before)
         cmd = self._rebuild_cmd(action)
         with _sighup_ignored():
-            rc, out, err = self._run(cmd)
+            with self._workdir() as workdir:  # a classic test leaves ./result
+                rc, out, err = self._run(cmd, cwd=workdir)
             result.update(cmd=cmd, rc=rc, stdout=out, stderr=err)
             try:
                 after = self.read_state()
@@ -697,7 +892,9 @@ class NixosRebuild:
         switch --rollback``, and if that does not bring back the old system,
         ``nix-env --set`` the profile to it and run its switch-to-configuration.
         For test (the profile never moved): the old system's
-        ``switch-to-configuration test``.
+        ``switch-to-configuration test``. With target_host, switch-to-configuration
+        runs in a transient systemd unit (``systemd-run --wait``), so an sshd
+        restart that drops the session cannot SIGHUP it half-way.
         """
         old = before.current
         steps = []
@@ -718,8 +915,10 @@ class NixosRebuild:
             mode = "switch"
         else:
             mode = "test"
-        cmd = self._host_argv([os.path.join(old, "bin", "switch-to-configuration"), mode], privileged=True)
-        rc, out, err = self._step(steps, cmd)
+        switch = [os.path.join(old, "bin", "switch-to-configuration"), mode]
+        if self._remote:
+            switch = ["systemd-run", "--wait", "--collect", "--quiet", "--", *switch]
+        rc, out, err = self._step(steps, self._host_argv(switch, privileged=True))
         state = self._try_state()
         if rc == 0 and profile_set and state is not None and state.current == old:
             return True, None, steps, state
@@ -738,14 +937,14 @@ class NixosRebuild:
     # -- diff ------------------------------------------------------------
 
     def _add_diff(self, result, old, new, remote):
-        """``closure_diff`` and Ansible's ``diff`` between two system closures."""
+        """Ansible's ``diff`` between two system closures, and in ``closure_diff`` how it was made."""
         run = self._host_argv if remote else list
         nix = "nix" if remote else self.bins["nix"]
         cmd = [nix, "--extra-experimental-features", "nix-command", "store", "diff-closures", old, new]
         rc, out, err = self._run(run(cmd))
         header = dict(before_header=old, after_header=new)
         if rc == 0:
-            result["closure_diff"] = dict(method="diff-closures", text=out)
+            result["closure_diff"] = dict(method="diff-closures")
             result["diff"] = dict(before=old + "\n", after=new + "\n" + out, **header)
             return
         first = f"nix store diff-closures (rc {rc}): {error_summary(err, out)}"
@@ -763,7 +962,7 @@ class NixosRebuild:
             closures.append({line.strip() for line in out.splitlines() if line.strip()})
         removed = sorted(store_name(path) for path in closures[0] - closures[1])
         added = sorted(store_name(path) for path in closures[1] - closures[0])
-        result["closure_diff"] = dict(method="requisites", added=added, removed=removed)
+        result["closure_diff"] = dict(method="requisites")
         result["diff"] = dict(
             before="".join(name + "\n" for name in removed), after="".join(name + "\n" for name in added), **header
         )

@@ -22,16 +22,23 @@ description:
     O(health_commands) must exit 0 and every URL of O(health_urls) must answer with HTTP 2xx or 3xx.
   - When confirmation fails, or C(nixos-rebuild) exits non-zero after the running system changed, and O(rollback)
     is true, the previous system is restored and the task fails saying what failed and which generation it went
-    back to. For V(switch) that is C(nixos-rebuild switch --rollback) (with the same O(flake), O(nixos_config),
-    O(target_host), O(build_host) and O(use_remote_sudo)); if that does not bring the old system back,
-    C(nix-env --profile /nix/var/nix/profiles/system --set <old system>) and
+    back to. For V(switch) that is C(nixos-rebuild switch --rollback --fast) (with the same O(flake),
+    O(nixos_config), O(target_host), O(build_host) and O(use_remote_sudo)); if that does not bring the old system
+    back, C(nix-env --profile /nix/var/nix/profiles/system --set <old system>) and
     C(<old system>/bin/switch-to-configuration switch). For V(test) it is
-    C(<old system>/bin/switch-to-configuration test).
+    C(<old system>/bin/switch-to-configuration test). With O(target_host), C(switch-to-configuration) runs as
+    C(systemd-run --wait --collect --quiet -- ...) on the target, so an C(sshd) restart cannot stop it half-way.
+  - The tools are looked up, and their paths resolved into the Nix store, before anything runs, so the rollback
+    does not use the new system's C(/run/current-system/sw/bin). A tool that cannot be started during the
+    rollback counts as a failed step (rc 127) and the rollback goes on with the next one.
   - SIGHUP is ignored while switching, confirming and rolling back, so a dropped SSH session does not kill the
     module half-way.
-  - V(build) builds in a private temporary directory (no C(./result) left behind) and returns the built system and
-    whether it differs from the running one. V(dry-build) and V(dry-activate) return the output of C(nixos-rebuild)
-    and never report a change.
+  - C(nixos-rebuild) runs in a private temporary directory, so no C(./result) link is left behind (V(build),
+    and V(test) and V(dry-activate) without a flake, make one). V(build) returns the built system and whether it
+    differs from the running one. V(dry-build) and V(dry-activate) return the output of C(nixos-rebuild) and never
+    report a change.
+  - Returned C(stdout), C(stderr) and the outputs of the rollback commands keep their last 64 KiB each.
+    C(user:password@) in URLs and flake references is shown as C(***@) in C(cmd), the outputs and messages.
 options:
   action:
     description: The C(nixos-rebuild) action.
@@ -41,33 +48,46 @@ options:
   flake:
     description:
       - Flake reference of the configuration, passed as C(--flake), for example C(/etc/nixos#p620) or
-        C(path:/srv/nixos#p620).
+        C(path:/srv/nixos#p620). A relative path (C(.#p620), C(./nixos)) is made absolute.
+      - With O(target_host) and no C(#attr), the target's hostname (C(cat /proc/sys/kernel/hostname) over
+        C(ssh)) is appended as C(#<hostname>) for every command, check mode and V(build) included.
       - Mutually exclusive with O(nixos_config).
     type: str
   nixos_config:
     description:
-      - Classic (non-flake) configuration file or directory, passed as C(-I nixos-config=<nixos_config>).
+      - Classic (non-flake) configuration file or directory, passed as C(-I nixos-config=<nixos_config> --no-flake)
+        (without C(--no-flake), C(nixos-rebuild) would use C(/etc/nixos/flake.nix) when it exists).
       - Mutually exclusive with O(flake). Without both, C(nixos-rebuild) uses its own default.
     type: path
   target_host:
     description:
       - Activate on this SSH destination (C(--target-host)). The module then runs where C(nixos-rebuild) should
         run, usually the controller (C(delegate_to) V(localhost)), reads the target's system links over C(ssh)
-        and runs O(health_commands) there. C(NIX_SSHOPTS) applies to the module's own C(ssh) commands too.
+        and runs O(health_commands) there. C(NIX_SSHOPTS) applies to the module's own C(ssh) commands too, which
+        also use C(-o ServerAliveInterval=5 -o ServerAliveCountMax=3).
     type: str
   build_host:
-    description: Build on this SSH destination (C(--build-host)).
+    description:
+      - Build on this SSH destination (C(--build-host)).
+      - C(nixos-rebuild build) leaves no C(./result) link then; check mode and V(build) take the built system
+        from the last line of its output, which C(nixos-rebuild-ng) prints. With a C(nixos-rebuild) that does
+        not, they fail and say so.
     type: str
   use_remote_sudo:
     description:
-      - Pass C(--use-remote-sudo), and run the module's own rollback commands on O(target_host) with C(sudo).
+      - Pass C(--use-remote-sudo), and run the module's own rollback commands (C(nix-env --set),
+        C(switch-to-configuration)) with C(sudo -n --), on O(target_host) or, without it, locally.
     type: bool
     default: false
   extra_args:
     description:
       - More arguments for C(nixos-rebuild), for example C([--show-trace, --option, cores, "4"]).
-      - Options the module controls itself (C(--rollback), C(--flake), C(--target-host), C(--build-host),
-        C(--use-remote-sudo), C(--profile-name)) are rejected.
+      - Options the module controls itself (C(--rollback), C(--flake), C(--no-flake), C(--target-host),
+        C(--build-host), C(--use-remote-sudo), C(--sudo), C(--profile-name)) are rejected.
+      - In check mode, options that change channels or a flake lock file (C(--upgrade), C(--upgrade-all),
+        C(--recreate-lock-file), C(--update-input), C(--commit-lock-file)) are rejected.
+      - C(--specialisation) (C(-c)) is rejected in check mode and with V(build), since C(nixos-rebuild) accepts
+        it only with V(switch) and V(test).
     type: list
     elements: str
     default: []
@@ -116,6 +136,7 @@ attributes:
     description:
       - V(switch), V(boot) and V(test) run C(nixos-rebuild build) instead and report whether the built system
         differs from the running one (for V(boot), from the system profile). Nothing is activated.
+      - O(extra_args) that would change channels or a lock file are rejected in check mode.
   diff_mode:
     support: full
     description:
@@ -219,14 +240,16 @@ rollback_generation:
   returned: when rolled back
   type: int
 rollback:
-  description: The commands of the rollback, each with C(cmd), C(rc), C(stdout) and C(stderr).
+  description:
+    - The commands of the rollback, each with C(cmd), C(rc), C(stdout) and C(stderr) (the last 64 KiB of each).
   returned: when a rollback was tried
   type: list
   elements: dict
 closure_diff:
   description:
-    - Difference between the old and the new closure. C(method) is V(diff-closures) with C(text), or
-      V(requisites) with the C(added) and C(removed) store path names; null when neither command worked.
+    - How the closure difference in C(diff) was made. C(method) is V(diff-closures) (C(diff.after) holds the
+      output of C(nix store diff-closures) after the new system path) or V(requisites) (C(diff.before) and
+      C(diff.after) list the removed and added store path names); null when neither command worked.
   returned: in diff mode, when the system changed or would change
   type: dict
 cmd:
@@ -239,16 +262,17 @@ rc:
   returned: when nixos-rebuild ran
   type: int
 stdout:
-  description: Standard output of C(nixos-rebuild).
+  description: Standard output of C(nixos-rebuild), its last 64 KiB.
   returned: when nixos-rebuild ran
   type: str
 stderr:
-  description: Standard error of C(nixos-rebuild) (its build log).
+  description: Standard error of C(nixos-rebuild) (its build log), its last 64 KiB.
   returned: when nixos-rebuild ran
   type: str
 """
 
 import os
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -258,6 +282,8 @@ from ansible_collections.homelab.nixos.plugins.module_utils._rebuild import (
     RebuildError,
     RebuildInputError,
     SystemPaths,
+    pin_binary,
+    redact,
     validate_params,
 )
 
@@ -286,7 +312,11 @@ def build_module():
 
 
 def find_binaries(module):
-    """Local paths of the tools; nixos-rebuild (and ssh with target_host) must exist."""
+    """Local paths of the tools; nixos-rebuild (and ssh with target_host) must exist.
+
+    Paths are pinned (see ``pin_binary``) before anything runs: ``/run/current-system/sw/bin/...`` would
+    point into the new system after a switch, and a rollback must not depend on that.
+    """
     path = module.params["nixos_rebuild_path"]
     if path:
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
@@ -298,25 +328,60 @@ def find_binaries(module):
         binaries["ssh"] = module.get_bin_path("ssh", required=True)
     for name in ("nix", "nix-store", "nix-env"):
         binaries[name] = module.get_bin_path(name) or name
+    binaries = {name: pin_binary(found) for name, found in binaries.items()}
+    # Not pinned: on NixOS sudo is the setuid wrapper /run/wrappers/bin/sudo, whose target every activation
+    # replaces; the wrapper path itself stays valid.
+    binaries["sudo"] = module.get_bin_path("sudo") or "sudo"
     return binaries
+
+
+def command_runner(module):
+    """``module.run_command`` for the logic: an OSError (a missing binary) is rc 127, not fail_json.
+
+    run_command's own handling calls fail_json, which exits the module, in the middle of a rollback too.
+    """
+
+    def run(args, **kwargs):
+        try:
+            return module.run_command(args, handle_exceptions=False, **kwargs)
+        except OSError as e:
+            return 127, "", str(e)
+
+    return run
+
+
+def _fail_unexpected(module, error):
+    module.fail_json(
+        msg=redact(f"nixos_rebuild failed unexpectedly: {type(error).__name__}: {error}"),
+        exception=redact(traceback.format_exc()),
+    )
 
 
 def main():
     module = build_module()
     try:
         # Bad input fails here, before any binary is looked up or any command runs.
-        validate_params(module.params)
+        validate_params(module.params, check_mode=module.check_mode)
+    except RebuildInputError as e:
+        module.fail_json(msg=redact(str(e)))
+    # find_binaries and module.tmpdir end the module with fail_json themselves when they fail.
+    binaries, tmpdir = find_binaries(module), module.tmpdir
+    try:
         rebuild = NixosRebuild(
-            module.params, module.run_command, paths=SystemPaths(), binaries=find_binaries(module), tmpdir=module.tmpdir
+            module.params, command_runner(module), paths=SystemPaths(), binaries=binaries, tmpdir=tmpdir
         )
     except RebuildInputError as e:
-        module.fail_json(msg=str(e))
+        module.fail_json(msg=redact(str(e)))
     try:
         result = rebuild.run(check_mode=module.check_mode, diff=module._diff)
     except RebuildError as e:
         for warning in rebuild.warnings:
             module.warn(warning)
         module.fail_json(msg=str(e), **e.result)
+    except Exception as e:
+        for warning in rebuild.warnings:
+            module.warn(redact(warning))
+        _fail_unexpected(module, e)
     for warning in rebuild.warnings:
         module.warn(warning)
     module.exit_json(**result)

@@ -5,7 +5,7 @@ import re
 import subprocess
 import time
 
-from conftest import HOSTS, ROOT, env, lab, recap, run_site, site_command
+from labtools import HOSTS, ROOT, env, lab, recap, run_site, site_command
 
 VICTIM = "samsung"
 

@@ -4,6 +4,7 @@
 banner probe and the health URLs are tested against real sockets and a real HTTP server on 127.0.0.1.
 """
 
+import errno
 import hashlib
 import http.server
 import os
@@ -22,12 +23,17 @@ from ansible_collections.homelab.nixos.plugins.module_utils._rebuild import (
     SystemPaths,
     error_summary,
     parse_generation,
+    pin_binary,
+    redact,
     ssh_banner,
     store_name,
+    tail,
     validate_params,
 )
 
 NIXOS_REBUILD = "/run/current-system/sw/bin/nixos-rebuild"
+SSH = ["/usr/bin/ssh", "-o", "BatchMode=yes"]
+KEEPALIVE = ["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
 FLAKE = "/etc/nixos#p620"
 PACKAGES = {
     "alpha": ["glibc-2.39", "openssh-9.7p1"],
@@ -46,8 +52,14 @@ class FakeNixosRebuild:
     Simulates a NixOS host inside a tmp directory: a store with one directory per system, the system profile
     with its ``system-N-link`` generations, ``/run/current-system`` and ``/run/booted-system``. Called like
     ``AnsibleModule.run_command``, it answers nixos-rebuild, readlink, nix-env, switch-to-configuration,
-    nix store diff-closures, nix-store -q --requisites, ssh (running the remote command on the same simulated
-    host), timeout and the health commands of ``self.health``.
+    nix store diff-closures, nix-store -q --requisites, cat of the hostname, ssh (running the remote command on
+    the same simulated host), sudo, systemd-run, timeout and the health commands of ``self.health``.
+
+    Like the real nixos-rebuild it prefers /etc/nixos/flake.nix (``self.etc_flake``) unless ``--no-flake`` is
+    given, takes a flake's attribute from the hostname of ``--target-host`` (or of this machine,
+    ``self.local_hostname``) when the reference has no ``#``, leaves ``./result`` behind for build and for classic
+    test and dry-activate, and with ``--build-host`` makes no ``./result`` but prints the built path last
+    (as nixos-rebuild-ng does).
     """
 
     def __init__(self, root):
@@ -61,6 +73,7 @@ class FakeNixosRebuild:
             system_profile=os.path.join(self.profiles, "system"),
             current_system=os.path.join(run, "current-system"),
             booted_system=os.path.join(run, "booted-system"),
+            store=self.store,
         )
         self.calls = []
         self.config = "alpha"  # the system the configuration evaluates to
@@ -80,6 +93,14 @@ class FakeNixosRebuild:
         self.sighup_during_rebuild = []
         self.sudo_commands = []
         self.build_dirs = []
+        self.result_dirs = []  # where a ./result link was left
+        self.etc_flake = None  # system name /etc/nixos/flake.nix evaluates to; None: no such file
+        self.hostname = "p620"  # the simulated host's /proc/sys/kernel/hostname
+        self.local_hostname = "controller"  # where nixos-rebuild runs, without --target-host
+        self.attrs = None  # flake attribute -> system name; None: every attribute evaluates to self.config
+        self.build_host_prints_path = True  # nixos-rebuild-ng; False: an older nixos-rebuild
+        self.missing_on_rollback = False  # nixos-rebuild is gone when the rollback runs it
+        self.systemd_run_commands = []
         initial = self.system("alpha")
         self._set_profile(initial)
         self._link(self.paths.current_system, initial)
@@ -158,8 +179,15 @@ class FakeNixosRebuild:
         if program == "ssh":
             return self._ssh(args)
         if program == "sudo":
-            self.sudo_commands.append(args[2:])
-            return self.dispatch(args[2:], cwd)
+            assert args[1:3] == ["-n", "--"], "sudo must never prompt"
+            self.sudo_commands.append(args[3:])
+            return self.dispatch(args[3:], cwd)
+        if program == "systemd-run":
+            assert args[1:5] == ["--wait", "--collect", "--quiet", "--"]
+            self.systemd_run_commands.append(args[5:])
+            return self.dispatch(args[5:], cwd)
+        if program == "cat" and args[1:] == ["/proc/sys/kernel/hostname"]:
+            return 0, self.hostname + "\n", ""
         if program == "env":
             assert args[1] == "LC_ALL=C"
             return self.dispatch(args[2:], cwd)
@@ -210,6 +238,26 @@ class FakeNixosRebuild:
         assert len(remote) == 1, "the remote command must be one quoted string"
         return self.dispatch(shlex.split(remote[0]))
 
+    def _evaluate(self, args):
+        """The system name the configuration of a nixos-rebuild call evaluates to, or an error message."""
+        if "--flake" in args:
+            ref = args[args.index("--flake") + 1]
+        elif self.etc_flake is not None and "--no-flake" not in args:
+            return self.etc_flake  # nixos-rebuild prefers /etc/nixos/flake.nix, whatever -I nixos-config says
+        else:
+            return self.config
+        if "#" in ref:
+            attr = ref.split("#", 1)[1]
+        elif "--target-host" in args:
+            attr = self.hostname
+        else:
+            attr = self.local_hostname
+        if self.attrs is None:
+            return self.config
+        if attr not in self.attrs:
+            return "error: flake does not provide attribute 'nixosConfigurations.%s'" % attr
+        return self.attrs[attr]
+
     def _nixos_rebuild(self, args, cwd):
         self.sighup_during_rebuild.append(signal.getsignal(signal.SIGHUP))
         action = args[1]
@@ -217,6 +265,8 @@ class FakeNixosRebuild:
             return 1, "", "ssh: connect to host %s port 22: Connection refused" % args[args.index("--target-host") + 1]
         if "--rollback" in args:
             assert action == "switch"
+            if self.missing_on_rollback:
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory", args[0])
             if self.rollback_fail:
                 return self.rollback_fail[0], "", self.rollback_fail[1]
             if not self.rollback_noop:
@@ -224,17 +274,28 @@ class FakeNixosRebuild:
                 self._link(self.paths.system_profile, "system-%d-link" % numbers[-1])
                 self._link(self.paths.current_system, self.profile)
             return 0, "", "switching profile from version %d\n" % self.generation
+        name = self._evaluate(args)
+        if name.startswith("error:"):
+            return 1, "", name
+        classic = "--flake" not in args and (self.etc_flake is None or "--no-flake" in args)
         if action in ("dry-build", "dry-activate"):
-            return 0, "would activate %s\n" % self.config, ""
+            if action == "dry-activate" and classic:
+                self._leave_result(cwd, self.system(name))
+            return 0, "would activate %s\n" % name, ""
         if self.fail and not self.fail_after_activation:
             return self.fail[0], "", "building the system configuration...\n" + self.fail[1]
         if self.noop:
             return 0, "activating the configuration...\nswitching to generation 99\n", ""
-        system = self.system(self.config)
+        system = self.system(name)
         if action == "build":
             self.build_dirs.append(cwd)
-            os.symlink(system, os.path.join(cwd, "result"))
+            if "--build-host" in args:  # no ./result; nixos-rebuild-ng prints the path last
+                out = "copying path '%s' from 'ssh://builder'...\n" % system
+                return 0, out + (system + "\n" if self.build_host_prints_path else ""), ""
+            self._leave_result(cwd, system)
             return 0, "", "building the system configuration...\n"
+        if action == "test" and classic:
+            self._leave_result(cwd, system)
         if action in ("switch", "boot"):
             self._set_profile(system)
         if action in ("switch", "test"):
@@ -244,6 +305,11 @@ class FakeNixosRebuild:
         if self.fail:
             return self.fail[0], "", self.fail[1]
         return 0, "", "activating the configuration...\n"
+
+    def _leave_result(self, cwd, system):
+        where = cwd or os.getcwd()
+        self.result_dirs.append(where)
+        self._link(os.path.join(where, "result"), system)
 
     def _diff_closures(self, args):
         assert args[1:6] == ["--extra-experimental-features", "nix-command", "store", "diff-closures", args[5]]
@@ -433,7 +499,7 @@ def test_failure_after_activation_is_reported_with_the_new_path_and_rolled_back(
     assert msg.endswith("rolled back to generation 1 (%s)" % alpha)
     assert result["changed"] is True and result["rolled_back"] is True
     assert result["new_system"] == beta and result["new_generation"] == 2
-    assert result["rollback"][0]["cmd"] == [NIXOS_REBUILD, "switch", "--rollback", "--flake", FLAKE]
+    assert result["rollback"][0]["cmd"] == [NIXOS_REBUILD, "switch", "--rollback", "--fast", "--flake", FLAKE]
     assert (fake.current, fake.generation) == (alpha, 1)
 
 
@@ -452,7 +518,7 @@ def test_failing_health_command_rolls_back(fake, make, clock):
     assert result["confirmed"] is False
     # Retried until the deadline, then rolled back with the same flake args (and without extra_args).
     assert 1059 < clock.now <= 1060 and len(fake.commands("systemctl")) > 20
-    assert fake.commands("nixos-rebuild")[-1] == [NIXOS_REBUILD, "switch", "--rollback", "--flake", FLAKE]
+    assert fake.commands("nixos-rebuild")[-1] == [NIXOS_REBUILD, "switch", "--rollback", "--fast", "--flake", FLAKE]
     assert (fake.current, fake.profile, fake.generation) == (alpha, alpha, 1)
     assert fake.sighup_during_rebuild == [signal.SIG_IGN, signal.SIG_IGN]
 
@@ -485,7 +551,7 @@ def test_rollback_falls_back_to_nix_env_and_switch_to_configuration(fake, make):
     msg, result = _fail(make(flake=FLAKE, health_commands=[["false"]], confirm_timeout=3))
     alpha = fake.system("alpha")
     assert [step["cmd"] for step in result["rollback"]] == [
-        [NIXOS_REBUILD, "switch", "--rollback", "--flake", FLAKE],
+        [NIXOS_REBUILD, "switch", "--rollback", "--fast", "--flake", FLAKE],
         ["nix-env", "--profile", fake.paths.system_profile, "--set", alpha],
         [os.path.join(alpha, "bin", "switch-to-configuration"), "switch"],
     ]
@@ -546,6 +612,41 @@ def test_not_nixos_is_reported(fake, make):
     msg, _result = _fail(make(flake=FLAKE))
     assert msg == "%s does not exist: not a NixOS system" % fake.paths.current_system
     assert fake.calls == []
+
+
+def test_missing_binary_during_rollback_still_falls_back_to_nix_env_and_switch_to_configuration(fake, make):
+    fake.config = "beta"
+    fake.health["false"] = 1
+    fake.missing_on_rollback = True  # starting nixos-rebuild raises FileNotFoundError, as run_command would
+    msg, result = _fail(make(flake=FLAKE, health_commands=[["false"]], confirm_timeout=2))
+    alpha = fake.system("alpha")
+    steps = result["rollback"]
+    assert steps[0]["rc"] == 127 and "No such file or directory" in steps[0]["stderr"]
+    assert [step["cmd"][0] for step in steps[1:]] == ["nix-env", os.path.join(alpha, "bin", "switch-to-configuration")]
+    assert msg.endswith("rolled back to generation 3 (%s)" % alpha)
+    assert result["rolled_back"] is True and fake.current == alpha
+
+
+@pytest.mark.parametrize("action", ["switch", "test"])
+def test_use_remote_sudo_without_target_host_runs_the_own_rollback_commands_with_sudo(fake, make, action):
+    fake.config = "beta"
+    fake.health["false"] = 1
+    fake.rollback_noop = True
+    params = dict(action=action, flake=FLAKE, use_remote_sudo=True, health_commands=[["false"]], confirm_timeout=2)
+    _msg, result = _fail(make(**params))
+    alpha = fake.system("alpha")
+    switch = [os.path.join(alpha, "bin", "switch-to-configuration"), action]
+    cmds = [step["cmd"] for step in result["rollback"]]
+    if action == "switch":
+        assert cmds == [
+            [NIXOS_REBUILD, "switch", "--rollback", "--fast", "--flake", FLAKE, "--use-remote-sudo"],
+            ["sudo", "-n", "--", "nix-env", "--profile", fake.paths.system_profile, "--set", alpha],
+            ["sudo", "-n", "--", *switch],
+        ]
+    else:
+        assert cmds == [["sudo", "-n", "--", *switch]]
+    assert fake.sudo_commands[-1] == switch and not fake.systemd_run_commands  # no systemd-run locally
+    assert result["rolled_back"] is True and fake.current == alpha
 
 
 # -- boot, build, check mode, dry-activate -------------------------------
@@ -632,6 +733,105 @@ def test_dry_build_failure(fake, make):
     assert result["changed"] is False
 
 
+@pytest.mark.parametrize("action", ["switch", "boot", "test"])
+def test_check_mode_with_build_host_takes_the_printed_path(fake, make, action):
+    fake.config = "beta"
+    result = make(action=action, flake=FLAKE, build_host="builder").run(check_mode=True)
+    assert result["cmd"] == [NIXOS_REBUILD, "build", "--flake", FLAKE, "--build-host", "builder"]
+    assert result["changed"] is True and result["built_system"] == result["new_system"] == fake.system("beta")
+    assert fake.current == fake.system("alpha")
+
+
+def test_build_with_build_host_takes_the_printed_path(fake, make, tmp_path):
+    fake.config = "beta"
+    result = make(action="build", flake=FLAKE, build_host="builder").run()
+    assert result["would_change"] is True and result["built_system"] == fake.system("beta")
+    assert os.listdir(str(tmp_path / "tmp")) == []
+    fake.config = "alpha"
+    assert make(action="build", flake=FLAKE, build_host="builder").run()["would_change"] is False
+
+
+def test_build_host_without_a_printed_path_fails_saying_what_to_do(fake, make):
+    fake.build_host_prints_path = False  # an older nixos-rebuild: no ./result, no path
+    msg, result = _fail(make(action="build", flake=FLAKE, build_host="builder"))
+    assert msg.startswith(
+        "nixos-rebuild build exited 0 but left no ./result link and did not print the built system "
+        "as the last line of its output; older nixos-rebuild versions do that with build_host: "
+        "point nixos_rebuild_path at nixos-rebuild-ng"
+    )
+    assert "leave build_host out for check mode and action=build" in msg and "\n" not in msg
+    assert result["rc"] == 0 and result["changed"] is False
+
+
+@pytest.mark.parametrize("last", ["/tmp/not-the-store", "%s/not-a-store-path", "%s/%s-x with spaces"])
+def test_only_a_store_path_as_the_last_line_counts_as_built(fake, make, last):
+    last = last.replace("%s", fake.store, 1).replace("%s", "a" * 32)
+
+    def runner(args, **kwargs):
+        return 0, "building...\n" + last + "\n", ""
+
+    msg, _result = _fail(make(action="build", flake=FLAKE, build_host="builder", runner=runner))
+    assert msg.startswith("nixos-rebuild build exited 0 but left no ./result link")
+
+
+@pytest.mark.parametrize("action", ["test", "dry-activate"])
+def test_classic_test_and_dry_activate_leave_no_result_link(fake, make, tmp_path, monkeypatch, action):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    fake.config = "beta"
+    make(action=action, nixos_config="/etc/nixos/configuration.nix", confirm=False).run()
+    assert os.listdir(str(cwd)) == []
+    (where,) = fake.result_dirs
+    assert os.path.dirname(where) == str(tmp_path / "tmp") and not os.path.exists(where)
+
+
+def test_relative_flake_and_nixos_config_are_made_absolute(fake, make, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make(action="dry-build", flake=".#p620").run()
+    make(action="dry-build", flake="path:nixos").run()
+    make(action="dry-build", flake="github:nixos/nixpkgs#x").run()
+    make(action="dry-build", nixos_config="nixos/configuration.nix").run()
+    assert [call[2:] for call in fake.commands("nixos-rebuild")] == [
+        ["--flake", "%s#p620" % tmp_path],
+        ["--flake", "path:%s" % (tmp_path / "nixos")],
+        ["--flake", "github:nixos/nixpkgs#x"],
+        ["-I", "nixos-config=%s" % (tmp_path / "nixos" / "configuration.nix"), "--no-flake"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (["--upgrade"], "extra_args must not contain --upgrade in check mode: it updates the root user's channels"),
+        (["--upgrade-all"], "must not contain --upgrade-all in check mode"),
+        (["--recreate-lock-file"], "must not contain --recreate-lock-file in check mode: it rewrites the flake"),
+        (["--update-input", "nixpkgs"], "must not contain --update-input in check mode"),
+        (["--update-input=nixpkgs"], "must not contain --update-input in check mode"),
+        (["--commit-lock-file"], "must not contain --commit-lock-file in check mode"),
+        (["--specialisation", "debug"], "must not contain --specialisation in check mode or with action=build"),
+        (["-c", "debug"], "must not contain -c in check mode or with action=build"),
+    ],
+)
+def test_check_mode_rejects_extra_args_that_change_things(make, extra, reason):
+    def runner(args, **kwargs):
+        raise AssertionError("nothing may run for bad input, ran %r" % (args,))
+
+    with pytest.raises(RebuildInputError) as exc:
+        make(runner=runner, flake=FLAKE, extra_args=extra).run(check_mode=True)
+    assert reason in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(RebuildInputError, match=reason.split(":")[0]):
+        validate_params({"flake": FLAKE, "extra_args": extra}, check_mode=True)
+
+
+def test_changing_extra_args_pass_outside_check_mode_and_specialisation_with_switch(fake, make):
+    fake.config = "beta"
+    result = make(flake=FLAKE, extra_args=["--upgrade", "--specialisation", "debug"], confirm=False).run()
+    assert result["cmd"] == [NIXOS_REBUILD, "switch", "--flake", FLAKE, "--upgrade", "--specialisation", "debug"]
+    with pytest.raises(RebuildInputError, match="nixos-rebuild accepts it only with switch and test"):
+        make(action="build", flake=FLAKE, extra_args=["--specialisation=debug"])
+
+
 # -- input validation ------------------------------------------------------
 
 
@@ -697,9 +897,64 @@ def test_flake_and_classic_and_default_arguments(fake, make):
     make(confirm=False).run()
     assert [call[1:] for call in fake.commands("nixos-rebuild")] == [
         ["switch", "--flake", "path:/srv/nixos#p620"],
-        ["switch", "-I", "nixos-config=/etc/nixos/configuration.nix", "--show-trace"],
+        ["switch", "-I", "nixos-config=/etc/nixos/configuration.nix", "--no-flake", "--show-trace"],
         ["switch"],
     ]
+
+
+def test_nixos_config_wins_over_an_etc_nixos_flake(fake, make):
+    fake.etc_flake = "gamma"  # /etc/nixos/flake.nix exists: without --no-flake nixos-rebuild would build it
+    fake.config = "beta"
+    config = "/etc/nixos/configuration.nix"
+    checked = make(nixos_config=config).run(check_mode=True)
+    assert checked["built_system"] == fake.system("beta")
+    result = make(nixos_config=config, confirm=False).run()
+    assert result["new_system"] == fake.current == fake.system("beta")
+    assert result["cmd"] == [NIXOS_REBUILD, "switch", "-I", "nixos-config=" + config, "--no-flake"]
+
+
+@pytest.mark.parametrize(("action", "check_mode"), [("switch", True), ("build", False), ("switch", False)])
+def test_target_host_flake_without_attribute_uses_the_targets_hostname(fake, make, action, check_mode):
+    fake.attrs = {"p620": "beta", "controller": "gamma"}  # gamma is what the controller's hostname would build
+    rebuild = make(action=action, flake="/srv/nixos", target_host="root@p620", confirm=False)
+    result = rebuild.run(check_mode=check_mode)
+    assert result["new_system"] == fake.system("beta")
+    ran = "switch" if action == "switch" and not check_mode else "build"
+    assert result["cmd"][1:4] == [ran, "--flake", "/srv/nixos#p620"]
+    assert fake.commands("ssh")[0][-2:] == ["root@p620", "env LC_ALL=C cat /proc/sys/kernel/hostname"]
+
+
+def test_target_hostname_is_read_once_and_used_for_the_rollback_too(fake, make):
+    fake.attrs = {"p620": "beta", "controller": "gamma"}
+    fake.ssh_probe_ok = False
+    _msg, result = _fail(make(flake="/srv/nixos", target_host="p620", confirm_timeout=2))
+    assert result["cmd"][:4] == [NIXOS_REBUILD, "switch", "--flake", "/srv/nixos#p620"]
+    assert result["rollback"][0]["cmd"][:6] == [
+        NIXOS_REBUILD,
+        "switch",
+        "--rollback",
+        "--fast",
+        "--flake",
+        "/srv/nixos#p620",
+    ]
+    assert len([call for call in fake.commands("ssh") if "cat /proc/sys/kernel/hostname" in call[-1]]) == 1
+
+
+def test_no_hostname_lookup_with_an_attribute_or_without_target_host(fake, make):
+    fake.attrs = {"p620": "beta", "controller": "gamma"}
+    assert make(action="build", flake="/srv/nixos").run()["built_system"] == fake.system("gamma")
+    assert make(action="build", flake="/srv/nixos#p620", target_host="p620").run()["cmd"][3] == "/srv/nixos#p620"
+    assert not [call for call in fake.calls if "/proc/sys/kernel/hostname" in call[-1]]
+
+
+@pytest.mark.parametrize(("hostname", "ssh_up", "why"), [("", True, "got ''"), ("p620", False, "Connection refused")])
+def test_unreadable_target_hostname_fails_before_building(fake, make, hostname, ssh_up, why):
+    fake.hostname = hostname
+    fake.ssh_up = ssh_up
+    msg, _result = _fail(make(action="build", flake="/srv/nixos", target_host="p620"))
+    assert msg.startswith("cannot read the hostname of p620 for the flake attribute")
+    assert why in msg and msg.endswith("name it in flake as <flake>#<name>")
+    assert not fake.commands("nixos-rebuild")
 
 
 def test_target_host_runs_remotely_and_confirms_over_a_fresh_ssh_connection(fake, make, sshd):
@@ -726,11 +981,9 @@ def test_target_host_runs_remotely_and_confirms_over_a_fresh_ssh_connection(fake
         fake.paths.system_profile,
         fake.paths.booted_system,
     )
-    assert ssh_calls[0] == [
-        *["/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", "Port=2222", "root@p620", remote]
-    ]
+    assert ssh_calls[0] == [*SSH, "-o", "ConnectTimeout=30", *KEEPALIVE, "-o", "Port=2222", "root@p620", remote]
     fresh = [
-        *["/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlPath=none"],
+        *[*SSH, "-o", "ConnectTimeout=10", *KEEPALIVE, "-o", "ControlPath=none"],
         *["-o", "Port=2222", "root@p620", "true"],
     ]
     assert fresh in ssh_calls
@@ -743,10 +996,7 @@ def test_target_host_probe_port_and_check_mode_build_locally(fake, make):
     make(flake=FLAKE, target_host="p620", confirm_ssh_port=2022).run()
     probe = [call for call in fake.commands("ssh") if call[-1] == "true"]
     assert probe == [
-        [
-            *["/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlPath=none"],
-            *["-p", "2022", "p620", "true"],
-        ]
+        [*SSH, "-o", "ConnectTimeout=10", *KEEPALIVE, "-o", "ControlPath=none", "-p", "2022", "p620", "true"]
     ]
     fake.config = "gamma"
     result = make(flake=FLAKE, target_host="p620", use_remote_sudo=True).run(check_mode=True)
@@ -765,17 +1015,24 @@ def test_target_host_failed_fresh_connection_rolls_back_over_ssh_with_sudo(fake,
     assert msg.endswith("rolled back to generation 3 (%s)" % alpha)
     rollback_cmds = [step["cmd"] for step in result["rollback"]]
     assert rollback_cmds[0] == [
-        *[NIXOS_REBUILD, "switch", "--rollback", "--flake", FLAKE],
+        *[NIXOS_REBUILD, "switch", "--rollback", "--fast", "--flake", FLAKE],
         *["--target-host", "admin@p620", "--use-remote-sudo"],
     ]
-    assert rollback_cmds[1][-1] == "sudo -- env LC_ALL=C nix-env --profile %s --set %s" % (
+    assert rollback_cmds[1][-1] == "sudo -n -- env LC_ALL=C nix-env --profile %s --set %s" % (
         fake.paths.system_profile,
         alpha,
     )
+    switch = [os.path.join(alpha, "bin", "switch-to-configuration"), "switch"]
+    # switch-to-configuration runs in a transient unit, out of reach of an sshd restart's SIGHUP.
+    assert rollback_cmds[2][:-1] == [*SSH, "-o", "ConnectTimeout=30", *KEEPALIVE, "admin@p620"]
+    assert shlex.split(rollback_cmds[2][-1]) == [
+        *["sudo", "-n", "--", "env", "LC_ALL=C", "systemd-run", "--wait", "--collect", "--quiet", "--", *switch]
+    ]
     assert fake.sudo_commands == [
         ["env", "LC_ALL=C", "nix-env", "--profile", fake.paths.system_profile, "--set", alpha],
-        ["env", "LC_ALL=C", os.path.join(alpha, "bin", "switch-to-configuration"), "switch"],
+        ["env", "LC_ALL=C", "systemd-run", "--wait", "--collect", "--quiet", "--", *switch],
     ]
+    assert fake.systemd_run_commands == [switch]
     assert fake.current == alpha
 
 
@@ -810,7 +1067,7 @@ def test_diff_from_diff_closures(fake, make):
     result = make(flake=FLAKE).run(diff=True)
     assert ["nix", "--extra-experimental-features", "nix-command", "store", "diff-closures", alpha, beta] in fake.calls
     text = "openssh-9.7p1: removed\nnginx-1.26.2: added\nopenssh-9.8p1: added\n"
-    assert result["closure_diff"] == dict(method="diff-closures", text=text)
+    assert result["closure_diff"] == dict(method="diff-closures")  # the text is returned once, in diff
     assert result["diff"] == dict(before=alpha + "\n", after=beta + "\n" + text, before_header=alpha, after_header=beta)
 
 
@@ -821,11 +1078,7 @@ def test_diff_falls_back_to_requisites(fake, make):
     result = make(flake=FLAKE).run(diff=True)
     assert ["nix-store", "-q", "--requisites", alpha] in fake.calls
     assert ["nix-store", "-q", "--requisites", gamma] in fake.calls
-    assert result["closure_diff"] == dict(
-        method="requisites",
-        added=["glibc-2.40", "nixos-system-p620-gamma", "openssh-9.8p1"],
-        removed=["glibc-2.39", "nixos-system-p620-alpha", "openssh-9.7p1"],
-    )
+    assert result["closure_diff"] == dict(method="requisites")
     assert result["diff"]["before"] == "glibc-2.39\nnixos-system-p620-alpha\nopenssh-9.7p1\n"
     assert result["diff"]["after"] == "glibc-2.40\nnixos-system-p620-gamma\nopenssh-9.8p1\n"
 
@@ -851,6 +1104,76 @@ def test_diff_in_check_mode_runs_locally(fake, make):
 def test_no_diff_without_a_change(fake, make):
     result = make(flake=FLAKE).run(diff=True)
     assert "diff" not in result and not fake.commands("nix")
+
+
+# -- what is returned: credentials, sizes -----------------------------------
+
+SECRET_URL = "git+https://deploy:s3cr3t-token@git.example.org/homelab/nixos?ref=main"
+SECRET_FLAKE = SECRET_URL + "#p620"
+REDACTED_FLAKE = "git+https://***@git.example.org/homelab/nixos?ref=main#p620"
+
+
+def test_credentials_in_the_flake_are_redacted_in_cmd_outputs_and_messages(fake, make):
+    fake.fail = (1, "error: unable to download '%s': HTTP error 401" % SECRET_URL)
+    msg, result = _fail(make(flake=SECRET_FLAKE))
+    assert "s3cr3t" not in msg and "s3cr3t" not in repr(result)
+    redacted_url = REDACTED_FLAKE[: -len("#p620")]
+    assert msg == "nixos-rebuild switch failed (rc 1): error: unable to download '%s': HTTP error 401" % redacted_url
+    assert redacted_url in result["stderr"]
+    assert result["cmd"] == [NIXOS_REBUILD, "switch", "--flake", REDACTED_FLAKE]
+    # The real command still got the credentials.
+    assert fake.commands("nixos-rebuild")[0][3] == SECRET_FLAKE
+
+
+def test_credentials_are_redacted_in_a_successful_result_and_in_rollback_steps(fake, make):
+    fake.config = "beta"
+    fake.health["false"] = 1
+    _msg, result = _fail(make(flake=SECRET_FLAKE, health_commands=[["false"]], confirm_timeout=2))
+    assert result["rollback"][0]["cmd"][5] == REDACTED_FLAKE and "s3cr3t" not in repr(result)
+    ok = make(action="dry-build", flake=SECRET_FLAKE).run()
+    assert ok["cmd"][3] == REDACTED_FLAKE
+
+
+def test_redact():
+    assert redact("git+https://user:tok@h/x") == "git+https://***@h/x"
+    assert redact("fetch https://a:b@h1/ and http://c:@h2/") == "fetch https://***@h1/ and http://***@h2/"
+    assert redact("ssh://root@host/x root@host git+ssh://git@github.com/o/r") == (
+        "ssh://root@host/x root@host git+ssh://git@github.com/o/r"
+    )
+    assert redact("https://h/path?q=a:b@c") == "https://h/path?q=a:b@c"
+
+
+def test_outputs_keep_their_last_64_kib(fake, make):
+    big = "".join("line %06d of the build log\n" % i for i in range(5000))  # ~135 KB
+    fake.fail = (1, big + "error: boom")
+    _msg, result = _fail(make(flake=FLAKE))
+    stderr = result["stderr"]
+    assert stderr.startswith("[... first ") and stderr.endswith("line 004999 of the build log\nerror: boom")
+    assert len(stderr.encode()) <= 64 * 1024 + 40
+
+
+def test_rollback_outputs_keep_their_last_64_kib(fake, make):
+    fake.config = "beta"
+    fake.health["false"] = 1
+    fake.rollback_fail = (1, "x" * 200000 + "\nerror: cannot connect to the daemon")
+    _msg, result = _fail(make(flake=FLAKE, health_commands=[["false"]], confirm_timeout=2))
+    step = result["rollback"][0]
+    assert len(step["stderr"]) < 64 * 1024 + 40 and step["stderr"].endswith("error: cannot connect to the daemon")
+
+
+def test_tail():
+    assert tail("short") == "short"
+    text = "ä" * 40000  # 80000 bytes in UTF-8
+    cut = tail(text)
+    header, kept = cut.split("\n", 1)
+    assert header == "[... first %d bytes cut ...]" % (80000 - 65536)
+    assert kept == "ä" * 32768
+
+
+def test_diff_text_is_returned_once(fake, make):
+    fake.config = "beta"
+    result = make(flake=FLAKE).run(diff=True)
+    assert repr(result).count("nginx-1.26.2: added") == 1
 
 
 # -- the real probes -------------------------------------------------------
@@ -991,6 +1314,32 @@ def test_parse_generation():
     assert parse_generation("system-profiles/web-3-link") is None
     assert parse_generation("/nix/store/abc-nixos-system") is None
     assert parse_generation(None) is None
+
+
+def test_pin_binary_resolves_directories_and_keeps_the_program_name(tmp_path):
+    store = tmp_path / "store"
+    nix_bin = store / "nix-2.24" / "bin"
+    nix_bin.mkdir(parents=True)
+    (nix_bin / "nix").write_text("")
+    os.symlink("nix", str(nix_bin / "nix-env"))  # a multi-call binary: must stay nix-env
+    rebuild_bin = store / "nixos-rebuild" / "bin"
+    rebuild_bin.mkdir(parents=True)
+    (rebuild_bin / "nixos-rebuild").write_text("")
+    sw = store / "system-1" / "sw" / "bin"
+    sw.mkdir(parents=True)
+    os.symlink(str(nix_bin / "nix-env"), str(sw / "nix-env"))
+    os.symlink("../../../nixos-rebuild/bin/nixos-rebuild", str(sw / "nixos-rebuild"))
+    current = tmp_path / "current-system"
+    os.symlink(str(store / "system-1"), str(current))
+    found = os.path.join(str(current), "sw", "bin")
+    assert pin_binary(os.path.join(found, "nix-env")) == str(nix_bin / "nix-env")
+    assert pin_binary(os.path.join(found, "nixos-rebuild")) == str(rebuild_bin / "nixos-rebuild")
+    assert pin_binary(str(nix_bin / "nix")) == str(nix_bin / "nix")
+    assert pin_binary("nix-env") == "nix-env" and pin_binary(None) is None
+    # After a switch the old paths stay valid.
+    os.unlink(str(current))
+    os.symlink(str(tmp_path / "elsewhere"), str(current))
+    assert os.path.exists(str(nix_bin / "nix-env"))
 
 
 def test_store_name_and_error_summary():

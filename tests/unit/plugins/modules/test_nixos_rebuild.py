@@ -1,7 +1,8 @@
 """The nixos_rebuild module's wiring: argument spec, binaries, results and failures.
 
 The host is ``FakeNixosRebuild``, the test double of test_rebuild.py (it proves the module's flow, never that
-NixOS works); ``AnsibleModule.run_command`` is replaced by it.
+NixOS works); ``AnsibleModule.run_command`` is replaced by it, keeping run_command's handling of a command
+that cannot be started: fail_json, unless ``handle_exceptions=False``.
 """
 
 import importlib.util
@@ -13,6 +14,7 @@ import yaml
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.homelab.nixos.plugins.module_utils import _rebuild
 from ansible_collections.homelab.nixos.plugins.modules import nixos_rebuild
 
 _spec = importlib.util.spec_from_file_location(
@@ -30,7 +32,16 @@ def host(tmp_path, monkeypatch):
     """The fake NixOS host, wired into the module: its paths, its run_command, a nixos-rebuild file."""
     fake = doubles.FakeNixosRebuild(tmp_path / "host")
     monkeypatch.setattr(nixos_rebuild, "SystemPaths", lambda: fake.paths)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, args, **kwargs: fake(args, **kwargs))
+
+    def run_command(self, args, handle_exceptions=True, **kwargs):
+        try:
+            return fake(args, **kwargs)
+        except OSError as e:  # what AnsibleModule.run_command does with an OSError
+            if handle_exceptions:
+                self.fail_json(rc=e.errno, stdout="", stderr="", msg="Error executing command.", cmd=args)
+            raise
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
     binary = tmp_path / "bin" / "nixos-rebuild"
     binary.parent.mkdir()
     binary.write_text("#!/bin/sh\nexit 99\n")
@@ -175,3 +186,82 @@ def test_documentation_matches_the_argument_spec():
         assert documented.get("default") == option.get("default"), name
         assert documented.get("choices") == option.get("choices"), name
         assert documented.get("elements") == option.get("elements"), name
+
+
+def test_missing_binary_during_rollback_does_not_end_the_module_half_way(run_module, host, args):
+    host.config = "beta"
+    host.health["false"] = 1
+    host.missing_on_rollback = True
+    failed, result = run_module(nixos_rebuild.main, args(health_commands=[["false"]], confirm_timeout=1))
+    alpha = host.system("alpha")
+    assert failed and result["msg"].endswith("rolled back to generation 3 (%s)" % alpha)
+    steps = result["rollback"]
+    assert steps[0]["rc"] == 127 and "No such file or directory" in steps[0]["stderr"]
+    assert [os.path.basename(step["cmd"][0]) for step in steps[1:]] == ["nix-env", "switch-to-configuration"]
+    assert result["rolled_back"] is True and host.current == alpha
+
+
+def test_binaries_are_pinned_before_the_switch(run_module, host, args, monkeypatch, tmp_path):
+    """Found in /run/current-system/sw/bin, the tools are run from the store paths the old system links to."""
+    store = tmp_path / "store"
+    tools = store / "tools" / "bin"
+    tools.mkdir(parents=True)
+    for name in ("nixos-rebuild", "nix"):
+        (tools / name).write_text("#!/bin/sh\nexit 99\n")
+        (tools / name).chmod(0o755)
+    os.symlink("nix", str(tools / "nix-env"))
+    sw = store / "system" / "sw" / "bin"
+    sw.mkdir(parents=True)
+    for name in ("nixos-rebuild", "nix", "nix-env"):
+        os.symlink(str(tools / name), str(sw / name))
+    current = tmp_path / "current-system"
+    os.symlink(str(store / "system"), str(current))
+    monkeypatch.setenv("PATH", os.path.join(str(current), "sw", "bin"))
+    host.config = "beta"
+    failed, result = run_module(nixos_rebuild.main, args(nixos_rebuild_path=None))
+    assert not failed and result["cmd"][0] == str(tools / "nixos-rebuild")
+    with patch_module_args(args(nixos_rebuild_path=None)):
+        binaries = nixos_rebuild.find_binaries(nixos_rebuild.build_module())
+    assert binaries["nixos-rebuild"] == str(tools / "nixos-rebuild")
+    assert binaries["nix-env"] == str(tools / "nix-env")  # not .../nix: nix-env is nix started under that name
+
+
+@pytest.mark.parametrize("action", ["switch", "build"])
+def test_build_host_in_check_mode_and_for_build(run_module, host, args, action):
+    host.config = "beta"
+    failed, result = run_module(nixos_rebuild.main, args(action=action, build_host="builder"), check_mode=True)
+    assert not failed, result
+    assert result["built_system"] == host.system("beta") and result["would_change"] is True
+    assert host.current == host.system("alpha")
+
+
+def test_unexpected_exception_is_fail_json_with_the_traceback(run_module, host, args, monkeypatch):
+    def mkdtemp(**kwargs):
+        raise PermissionError(13, "Permission denied", kwargs.get("dir"))
+
+    monkeypatch.setattr(_rebuild, "tempfile", type("TempfileDouble", (), {"mkdtemp": staticmethod(mkdtemp)}))
+    host.config = "beta"
+    failed, result = run_module(nixos_rebuild.main, args(), check_mode=True)
+    assert failed
+    assert result["msg"].startswith("nixos_rebuild failed unexpectedly: PermissionError: [Errno 13] Permission denied")
+    assert "Traceback (most recent call last)" in result["exception"] and "mkdtemp" in result["exception"]
+
+
+def test_check_mode_rejects_changing_extra_args_before_anything_runs(run_module, host, args, monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda *a, **kw: pytest.fail("looked up %r" % (a,)))
+    failed, result = run_module(
+        nixos_rebuild.main, args(extra_args=["--recreate-lock-file"], nixos_rebuild_path=None), check_mode=True
+    )
+    assert failed and result["msg"] == (
+        "extra_args must not contain --recreate-lock-file in check mode: it rewrites the flake lock file"
+    )
+    assert host.calls == []
+
+
+def test_credentials_never_reach_the_result(run_module, host, args):
+    flake = "git+https://deploy:s3cr3t@git.example.org/nixos#p620"
+    host.fail = (1, "error: cannot fetch git+https://deploy:s3cr3t@git.example.org/nixos")
+    failed, result = run_module(nixos_rebuild.main, args(flake=flake))
+    assert failed and result["cmd"][3] == "git+https://***@git.example.org/nixos#p620"
+    assert result["msg"].endswith("error: cannot fetch git+https://***@git.example.org/nixos")
+    assert "s3cr3t" not in repr(result)

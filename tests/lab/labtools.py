@@ -1,0 +1,43 @@
+"""Helpers of the lab tests: drive scripts/lab.py and site.yml on the lab."""
+
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+HOSTS = ("p620", "razer", "p510", "dex5550", "samsung", "nixvm")
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def lab(*args):
+    script = os.path.join(ROOT, "scripts", "lab.py")
+    proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def env():
+    return dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+        ANSIBLE_CALLBACKS_ENABLED="homelab.nixos.fleet_summary",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+    )
+
+
+def site_command(*extra):
+    return [os.path.join(BIN, "ansible-playbook"), "-i", "inventory/lab", "site.yml", *extra]
+
+
+def run_site(*extra):
+    proc = subprocess.run(site_command(*extra), cwd=ROOT, capture_output=True, text=True, env=env(), check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def recap(output):
+    """{host: (ok, changed, unreachable, failed)} from the PLAY RECAP."""
+    return {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(output)}
