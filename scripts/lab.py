@@ -360,6 +360,8 @@ def overlay(_args):
 
 def down(args):
     names = podman("ps", "-a", "--filter", "label=" + LABEL, "--format", "{{.Names}}", check=False).stdout.split()
+    # Also containers that carry a lab name without the label (left by hand).
+    names = sorted(set(names) | {container(h) for h in HOSTS if inspect(container(h)) is not None})
     if names:
         podman("rm", "-f", "-t", "2", *names, check=False)
     if podman("network", "exists", NETWORK, check=False).returncode == 0:
