@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.cache/tools/usr/bin:$(PATH)
 
 .PHONY: help setup setup-lab lab lab-down test lint changelog syntax sanity unit molecule pytest-all benchmark
 

@@ -24,6 +24,18 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# promtool and amtool for the rule and config tests, unpacked from Debian's
+# packages into .cache/tools: installing the packages would start a
+# Prometheus and an Alertmanager on this machine.
+if [[ ! -x .cache/tools/usr/bin/promtool || ! -x .cache/tools/usr/bin/amtool ]]; then
+  echo "setup: unpacking promtool and amtool into .cache/tools"
+  rm -rf .cache/debs && mkdir -p .cache/debs .cache/tools
+  (cd .cache/debs && apt-get download -qq prometheus prometheus-alertmanager 2>/dev/null ||
+    { apt-get update -qq && apt-get download -qq prometheus prometheus-alertmanager; })
+  for deb in .cache/debs/*.deb; do dpkg-deb -x "$deb" .cache/tools; done
+  rm -rf .cache/debs
+fi
+
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
