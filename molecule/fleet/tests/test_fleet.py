@@ -25,3 +25,7 @@ def test_check_mode_changed_nothing(host):
 
 def test_real_inventory_variables_apply(host):
     labchecks.assert_inventory_applies(host)
+
+
+def test_node_exporter_runs_everywhere(host):
+    assert host.service("prometheus-node-exporter").is_running
