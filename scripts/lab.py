@@ -210,9 +210,10 @@ def inspect(name):
     return json.loads(proc.stdout)[0]
 
 
-def remove_stale(tag):
-    """Containers of an older image, stopped or broken ones, and stray lab
-    containers from earlier runs (CI starts with whatever a session left)."""
+def remove_stale():
+    """Lab-labelled containers that are not one of the six hosts (left by an
+    earlier run; CI starts with whatever a session left). The six hosts
+    themselves are checked one by one in start_host."""
     names = podman("ps", "-a", "--filter", "label=" + LABEL, "--format", "{{.Names}}", check=False).stdout.split()
     for name in names:
         if name not in {container(h) for h in HOSTS}:
@@ -351,7 +352,7 @@ def up(_args):
     tag = ensure_image()
     ensure_network()
     pubkey = ensure_key()
-    remove_stale(tag)
+    remove_stale()
     started = [host for host in HOSTS if start_host(host, tag, pubkey)]
     wait_for_ssh(HOSTS)
     write_overlay()

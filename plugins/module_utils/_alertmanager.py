@@ -30,6 +30,8 @@ __metaclass__ = type
 import re
 from collections.abc import Mapping
 
+from ansible_collections.homelab.nixos.plugins.module_utils._prometheus_duration import duration_ms
+
 RECEIVER = "email"
 DEFAULTS = {
     "group_by": ["alertname", "cluster", "service"],
@@ -46,9 +48,6 @@ SMTP_KEYS = frozenset(
 )
 # Settings whose values are (or may be, when misplaced) secrets: never echoed.
 SECRET_KEYS = frozenset(("auth_password", "auth_password_file"))
-# Prometheus' duration syntax (prometheus/common model.ParseDuration), units largest first.
-_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
-_UNIT_MS = (365 * 86400000, 7 * 86400000, 86400000, 3600000, 60000, 1000, 1)
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ADDRESS = r"[^@\s,<>\"]+@[^@\s,<>\"]+"
 _MAILBOX = re.compile(r"^(?:%s|[^,<>\"]*<%s>)$" % (_ADDRESS, _ADDRESS))
@@ -64,18 +63,6 @@ class AlertmanagerConfigError(ValueError):
         plural = "" if count == 1 else "s"
         listing = "\n".join("- " + problem for problem in self.problems)
         super().__init__(f"{count} Alertmanager setting problem{plural}:\n{listing}")
-
-
-def duration_ms(value):
-    """Milliseconds of a Prometheus duration string (``"1h30m"``, ``"0"``); None when malformed."""
-    if not isinstance(value, str):
-        return None
-    if value == "0":
-        return 0
-    match = _DURATION.match(value)
-    if not value or not match:
-        return None
-    return sum(int(part) * _UNIT_MS[index] for index, part in enumerate(match.groups()) if part)
 
 
 def _duration(settings, key, problems, allow_zero=False):

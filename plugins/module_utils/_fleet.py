@@ -1,21 +1,20 @@
 # Copyright: homelab.nixos contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A plain description of each fleet host, derived from inventory variables."""
+"""A plain description of each fleet host, derived from inventory variables.
+
+Groups, kind, GPU and address are read exactly as the scrape targets read
+them (``_prometheus_targets._host``), so dashboards and targets always agree;
+this adds only the CPU vendor.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-ROLE_GROUPS = (
-    "workstations",
-    "laptops",
-    "servers",
-    "vms",
-    "monitoring_server",
-    "log_server",
-    "media",
-    "build_host",
-    "backup_targets",
+from ansible_collections.homelab.nixos.plugins.module_utils._prometheus_targets import (
+    DEFAULT_SETTINGS,
+    ROLE_GROUPS,
+    _host,
 )
 
 
@@ -38,20 +37,23 @@ def fleet_hosts(hostvars, hosts):
     missing = [h for h in hosts if h not in hostvars]
     if missing:
         raise FleetError("hosts not in the inventory: %s" % ", ".join(sorted(missing)))
+    problems = []
     out = []
     for name in hosts:
-        host_vars = hostvars[name]
-        groups = list(host_vars.get("group_names") or [])
-        gpus = [vendor for vendor in ("amd", "nvidia") if "gpu_" + vendor in groups]
+        host = _host(name, hostvars[name], DEFAULT_SETTINGS["node_port"], problems)
+        if host is None:
+            continue
         out.append(
             {
                 "name": name,
-                "address": str(host_vars.get("ansible_host") or name),
-                "kind": host_vars.get("base_host_kind") or "unknown",
-                "cpu": _cpu_vendor(host_vars),
-                "gpu": ",".join(gpus) or "none",
-                "roles": sorted(g for g in groups if g in ROLE_GROUPS),
-                "nixos": "nixos" in groups,
+                "address": host["address"],
+                "kind": host["labels"]["kind"],
+                "cpu": _cpu_vendor(hostvars[name]),
+                "gpu": host["labels"]["gpu"],
+                "roles": sorted(host["groups"] & set(ROLE_GROUPS)),
+                "nixos": host["labels"]["nixos"] == "true",
             }
         )
+    if problems:
+        raise FleetError("; ".join(problems))
     return out

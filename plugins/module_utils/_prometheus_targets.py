@@ -25,6 +25,8 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from ansible_collections.homelab.nixos.plugins.module_utils._prometheus_duration import duration_ms
+
 # Groups that describe what a host does; they make up its ``roles`` label.
 ROLE_GROUPS = (
     "backup_targets",
@@ -64,8 +66,6 @@ ANY = "any"
 
 _TRUE = frozenset(("true", "yes", "on", "1"))
 _FALSE = frozenset(("false", "no", "off", "0"))
-# A Prometheus duration such as 15s, 1m30s or 500ms.
-_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
 # What Ansible accepts as a group name.
 _GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
@@ -130,10 +130,8 @@ def _unknown_keys(mapping, allowed, what, problems):
 
 
 def _duration(value, what, problems):
-    if isinstance(value, str):
-        match = _DURATION.fullmatch(value.strip())
-        if value.strip() and match and any(int(part) for part in match.groups() if part):
-            return value.strip()
+    if isinstance(value, str) and (duration_ms(value.strip()) or 0) > 0:
+        return value.strip()
     problems.append(f"{what} must be a Prometheus duration such as '15s' or '1m30s', got {value!r}")
     return None
 
