@@ -334,6 +334,9 @@ def write_overlay():
             # Grafana's apt repository is out of reach here: write and check
             # the provisioning files only.
             "monitoring_server_grafana_install": False,
+            # No Plex or Tautulli runs in the lab: probe only the server's own
+            # services instead of the real fleet's media web interfaces.
+            "monitoring_server_web_services": [],
         }
     text = (
         "# Written by scripts/lab.py: the lab's addresses and credentials over the\n"

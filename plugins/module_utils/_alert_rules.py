@@ -264,6 +264,28 @@ RULES = (
     ),
     (
         "homelab-probes",
+        "WebServiceDown",
+        "warning",
+        "5m",
+        'probe_success{job="blackbox_http"} == 0',
+        "Web service {{ $labels.service }} ({{ $labels.instance }}) is down",
+        "The blackbox exporter has not had a successful HTTP answer from {{ $labels.instance }} for <for>"
+        " (probe_http_status_code and probe_failed_due_to_regex tell why).",
+    ),
+    (
+        "homelab-probes",
+        "ProbeFailed",
+        "warning",
+        "5m",
+        'max without (address) (label_replace(probe_success{job=~"blackbox_(icmp|ssh)"} == 0, <address>)'
+        ' unless on (address) label_replace(up{job="node"} == 0, <address>))',
+        "{{ $labels.job }} probe of {{ $labels.instance }} fails",
+        "The blackbox exporter's {{ $labels.job }} probe of {{ $labels.instance }} has failed for <for> although"
+        " its node exporter answers: ping or SSH is blocked or broken (a host that is down is reported by"
+        " HostDown alone).",
+    ),
+    (
+        "homelab-probes",
         "TLSCertificateExpiring",
         "warning",
         "1h",

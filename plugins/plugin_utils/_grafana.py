@@ -826,7 +826,7 @@ def media_dashboard(hosts, datasource_uid):
         MEDIA_UID,
         datasource_uid,
         ["media"],
-        "Plex streams (tautulli-exporter), NZBGet downloads (nzbget-exporter) and the media services.",
+        "Plex streams (through Tautulli), NZBGet downloads and the media services (homelab media exporter).",
     )
     board.variable(_host_choice([host.name for host in hosts]))
     board.row("Plex (Tautulli)")
@@ -840,23 +840,23 @@ def media_dashboard(hosts, datasource_uid):
     )
     board.panel(
         _stat("Streams now", names=True),
-        [_q(f"tautulli_stream_count{_sel()}", "{{host}}", instant=True)],
+        [_q(f"tautulli_streams{_sel()}", "{{host}}", instant=True)],
         width=6,
         height=6,
     )
     board.panel(
         _timeseries("Streams", "short", stacked=True, min_val=0),
         [
-            _q(f"tautulli_stream_direct_play{_sel()}", "{{host}} direct play"),
-            _q(f"tautulli_stream_direct_stream{_sel()}", "{{host}} direct stream"),
-            _q(f"tautulli_stream_count_transcode{_sel()}", "{{host}} transcode"),
+            _q(f"tautulli_streams_direct_play{_sel()}", "{{host}} direct play"),
+            _q(f"tautulli_streams_direct_stream{_sel()}", "{{host}} direct stream"),
+            _q(f"tautulli_streams_transcode{_sel()}", "{{host}} transcode"),
         ],
     )
     board.panel(
-        _timeseries("Streaming bandwidth", "Kbits", min_val=0),
+        _timeseries("Streaming bandwidth", "Bps", min_val=0),
         [
-            _q(f"tautulli_bandwidth_lan{_sel()}", "{{host}} LAN"),
-            _q(f"tautulli_bandwidth_wan{_sel()}", "{{host}} WAN"),
+            _q("tautulli_bandwidth_bytes_per_second" + _sel('network="lan"'), "{{host}} LAN"),
+            _q("tautulli_bandwidth_bytes_per_second" + _sel('network="wan"'), "{{host}} WAN"),
         ],
         width=24,
     )
@@ -865,8 +865,8 @@ def media_dashboard(hosts, datasource_uid):
     board.panel(
         _timeseries("Download rate", "Bps", min_val=0),
         [
-            _q(f"rate(nzbget_downloaded_total_bytes{_sel()}[$__rate_interval])", "{{host}} downloading"),
-            _q(f"nzbget_download_limit{_sel()} > 0", "{{host}} limit"),
+            _q(f"rate(nzbget_downloaded_bytes_total{_sel()}[$__rate_interval])", "{{host}} downloading"),
+            _q(f"nzbget_download_limit_bytes_per_second{_sel()} > 0", "{{host}} limit"),
         ],
     )
     board.panel(
@@ -884,13 +884,13 @@ def media_dashboard(hosts, datasource_uid):
     )
     board.panel(
         _stat("Post-processing jobs", names=True),
-        [_q(f"nzbget_post_job_count{_sel()}", "{{host}}", instant=True)],
+        [_q(f"nzbget_post_jobs{_sel()}", "{{host}}", instant=True)],
         width=8,
         height=5,
     )
     board.panel(
         _stat("Failed downloads (history)", names=True, thresholds=(("green", None), ("orange", 1))),
-        [_q(f"sum by ({HOST_LABEL}) (nzbget_history_status_count{failure})", "{{host}}", instant=True)],
+        [_q(f"sum by ({HOST_LABEL}) (nzbget_history_entries{failure})", "{{host}}", instant=True)],
         width=8,
         height=5,
     )

@@ -2,13 +2,17 @@
 on dex5550: every node exporter scraped, an active Alertmanager, and an alert
 that reaches Alertmanager when a node exporter stops."""
 
+import importlib.util
 import json
+import os
+import secrets
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
-from labtools import HOSTS, ROOT, env, lab, run_site
+from labtools import HOSTS, ROOT, env, lab, recap, run_site
 
 SERVER = "10.89.60.14"
 PROMETHEUS = "http://%s:9090" % SERVER
@@ -119,3 +123,109 @@ def test_unreachable_grafana_repository_fails_clearly(converged_lab):
     assert rc != 0
     assert "Grafana's apt repository http://127.0.0.1:1 is unreachable" in out
     assert "monitoring_server_grafana_install=false" in out
+
+
+MEDIA_HOST = "p510"
+MEDIA_CONTAINER = "homelab-lab-" + MEDIA_HOST
+DOUBLE = os.path.join(ROOT, "tests", "doubles", "media_api_double.py")
+
+
+def _podman_exec(*command, check=True, **kwargs):
+    return subprocess.run(["podman", "exec", "-i", MEDIA_CONTAINER, *command], check=check, **kwargs)
+
+
+def _media_values():
+    query = urllib.parse.quote('{__name__=~"tautulli_up|nzbget_up|tautulli_streams|nzbget_post_jobs"}')
+    result = _get(PROMETHEUS + "/api/v1/query?query=" + query)["data"]["result"]
+    return {r["metric"]["__name__"]: r["value"][1] for r in result if r["metric"].get("host") == MEDIA_HOST}
+
+
+def _labchecks():
+    spec = importlib.util.spec_from_file_location(
+        "labchecks", os.path.join(ROOT, "molecule", "resources", "labchecks.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _assert_rendered_media_module(*secret_values):
+    """The NixOS rendering of the same run: the exporters as systemd services
+    loading their secret as a credential, no secret in the module, and only
+    option paths nixpkgs declares."""
+    checks = _labchecks()
+    path = os.path.join(ROOT, "build", "nixos", MEDIA_HOST, "monitoring-exporters.nix")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    assert not any(value in text for value in secret_values), "a media secret is in the Nix module"
+    settings = checks.evaluate_module(path)
+    checks._option_checker()(settings)
+    for name in ("tautulli", "nzbget"):
+        unit = settings["systemd"]["services"][f"homelab-{name}-exporter"]
+        credential = f"secret:/var/lib/homelab/secrets/homelab-{name}-exporter"
+        assert unit["serviceConfig"]["LoadCredential"] == credential
+        assert unit["serviceConfig"]["DynamicUser"] is True
+        assert f"--service {name}" in unit["script"]
+    assert "homelab/homelab_media_exporter.py" in settings["environment"]["etc"]
+
+
+@pytest.fixture
+def media_double():
+    """The Tautulli/NZBGet TEST DOUBLE on the media host (the real services cannot be installed here)."""
+    api_key, password = secrets.token_hex(16), secrets.token_hex(16)
+    subprocess.run(["podman", "cp", DOUBLE, MEDIA_CONTAINER + ":/root/media_api_double.py"], check=True)
+    _podman_exec("sh", "-c", "umask 077; cat > /root/media-double-secret", input=f"{api_key}\n{password}\n", text=True)
+    _podman_exec("systemctl", "reset-failed", "homelab-test-media-double", stderr=subprocess.DEVNULL, check=False)
+    _podman_exec(
+        "systemd-run",
+        "--unit",
+        "homelab-test-media-double",
+        "python3",
+        "/root/media_api_double.py",
+        "--tautulli",
+        "127.0.0.1:8181",
+        "--nzbget",
+        "127.0.0.1:6789",
+        "--secret-file",
+        "/root/media-double-secret",
+    )
+    yield api_key, password
+    _podman_exec("systemctl", "stop", "homelab-test-media-double", check=False)
+
+
+def test_media_exporters_run_where_their_keys_are_set(converged_lab, media_double, tmp_path):
+    api_key, password = media_double
+    keys = tmp_path / "media-keys.json"
+    keys.write_text(
+        json.dumps({"monitoring_exporters_tautulli_api_key": api_key, "monitoring_exporters_nzbget_password": password})
+    )
+    keys.chmod(0o600)
+    try:
+        rc, out = run_site("-e", "@" + str(keys), "--diff", "-v")
+        assert rc == 0, out[-3000:]
+        assert api_key not in out and password not in out, "a media secret is in the play's output"
+        # Prometheus scrapes both exporters and sees the double's figures.
+        values = _wait(lambda: _media_values() if len(_media_values()) == 4 else None, 60)
+        values = _media_values()
+        assert values == {"tautulli_up": "1", "nzbget_up": "1", "tautulli_streams": "3", "nzbget_post_jobs": "2"}
+        # The secrets are in no process's command line or environment.
+        processes = _podman_exec("ps", "-eo", "user:32,args", capture_output=True, text=True).stdout
+        exporters = [line for line in processes.splitlines() if "homelab_media_exporter.py" in line]
+        assert len(exporters) == 2 and all(line.startswith("homelab-exporter ") for line in exporters), processes
+        assert api_key not in processes and password not in processes
+        shown = _podman_exec(
+            "systemctl", "show", "homelab-tautulli-exporter", "homelab-nzbget-exporter", capture_output=True, text=True
+        ).stdout
+        assert api_key not in shown and password not in shown
+        _assert_rendered_media_module(api_key, password)
+        rc, out = run_site("-e", "@" + str(keys))
+        assert rc == 0, out[-3000:]
+        assert {host: r[1] for host, r in recap(out).items()} == dict.fromkeys(HOSTS, 0), "not idempotent"
+    finally:
+        # Without the keys the exporters are removed again, and so are their targets.
+        rc, out = run_site()
+    assert rc == 0, out[-3000:]
+    units = _podman_exec("sh", "-c", "ls /etc/systemd/system", capture_output=True, text=True).stdout
+    assert "homelab-tautulli-exporter" not in units and "homelab-nzbget-exporter" not in units
+    jobs = {t["labels"]["job"] for t in _get(PROMETHEUS + "/api/v1/targets")["data"]["activeTargets"]}
+    assert not jobs & {"tautulli", "nzbget"}, jobs

@@ -268,7 +268,7 @@ def test_both_gpu_vendors_as_a_comma_list():
 def test_media_dashboard(dashboards):
     board = dashboards["media.json"]
     text = all_queries(board)
-    for metric in ("tautulli_stream_count", "tautulli_bandwidth_wan", "nzbget_downloaded_total_bytes"):
+    for metric in ("tautulli_streams", "tautulli_bandwidth_bytes_per_second", "nzbget_downloaded_bytes_total"):
         assert metric in text, metric
     assert variable(board)["query"] == "p510"
 

@@ -47,6 +47,8 @@ EXPECTED = {
     "RebootRequired": ("homelab-nixos", "warning"),
     "BackupTooOld": ("homelab-backup", "critical"),
     "BackupVerificationFailed": ("homelab-backup", "critical"),
+    "WebServiceDown": ("homelab-probes", "warning"),
+    "ProbeFailed": ("homelab-probes", "warning"),
     "TLSCertificateExpiring": ("homelab-probes", "warning"),
 }
 SEED_RULES = (
