@@ -337,6 +337,8 @@ def write_overlay():
             # No Plex or Tautulli runs in the lab: probe only the server's own
             # services instead of the real fleet's media web interfaces.
             "monitoring_server_web_services": [],
+            # The lab network stands in for the home LAN.
+            "homelab_networks": {"lan": [SUBNET], "tailscale": ["100.64.0.0/10"]},
         }
     text = (
         "# Written by scripts/lab.py: the lab's addresses and credentials over the\n"

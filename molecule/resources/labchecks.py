@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The checkout (molecule/resources/labchecks.py is two levels below it).
+PROJECT = os.environ.get(
+    "MOLECULE_PROJECT_DIRECTORY", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 
 

@@ -119,6 +119,14 @@ def test_unreachable_grafana_repository_fails_clearly(converged_lab):
         "monitoring_server_grafana_install=true",
         "-e",
         "monitoring_server_grafana_apt_repo=http://127.0.0.1:1",
+        # Installing Grafana needs its secrets (preflight); throwaway values.
+        "-e",
+        json.dumps(
+            {
+                "monitoring_server_grafana_admin_password": secrets.token_hex(8),
+                "monitoring_server_grafana_secret_key": secrets.token_hex(16),
+            }
+        ),
     )
     assert rc != 0
     assert "Grafana's apt repository http://127.0.0.1:1 is unreachable" in out
@@ -229,3 +237,12 @@ def test_media_exporters_run_where_their_keys_are_set(converged_lab, media_doubl
     assert "homelab-tautulli-exporter" not in units and "homelab-nzbget-exporter" not in units
     jobs = {t["labels"]["job"] for t in _get(PROMETHEUS + "/api/v1/targets")["data"]["activeTargets"]}
     assert not jobs & {"tautulli", "nzbget"}, jobs
+
+
+def test_installing_grafana_without_its_secrets_fails_before_touching_the_host(converged_lab):
+    rc, out = run_site(
+        "--limit", "dex5550", "--tags", "monitoring_server", "-e", "monitoring_server_grafana_install=true"
+    )
+    assert rc != 0
+    assert "monitoring_server_grafana_admin_password (8 or more" in out
+    assert "Grafana's apt repository" not in out

@@ -1,0 +1,192 @@
+"""Security hardening on the lab: sshd audited from the controller with the
+real ssh-audit, and a change that locks Ansible out rolled back by the host
+itself (commit-confirm), leaving its previous configuration."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from labtools import BIN, HOSTS, ROOT, lab, run_site
+
+ADDRESSES = {host: "10.89.60.%d" % (11 + i) for i, host in enumerate(HOSTS)}
+VICTIM = "samsung"
+KEY = os.path.join(ROOT, ".cache", "lab", "id_ed25519")
+KNOWN_HOSTS = os.path.join(ROOT, ".cache", "lab", "known_hosts")
+
+
+@pytest.fixture(scope="module")
+def hardened_lab():
+    lab("up")
+    rc, out = run_site()
+    assert rc == 0, out[-3000:]
+    yield
+    lab("down", "--keep-overlay")
+
+
+def _ssh(host, *command, timeout=20):
+    return subprocess.run(
+        [
+            "ssh",
+            "-i",
+            KEY,
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "UserKnownHostsFile=" + KNOWN_HOSTS,
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "ConnectTimeout=5",
+            "admin@" + ADDRESSES[host],
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _effective(host):
+    """`sshd -T` as {keyword: [values]} (AllowUsers prints one line per entry)."""
+    proc = _ssh(host, "sudo", "sshd", "-T")
+    assert proc.returncode == 0, proc.stderr
+    effective = {}
+    for line in proc.stdout.splitlines():
+        key, _sep, value = line.partition(" ")
+        effective.setdefault(key, []).append(value)
+    return effective
+
+
+def _ssh_audit(host):
+    proc = subprocess.run(
+        [os.path.join(BIN, "ssh-audit"), "-j", "--skip-rate-test", ADDRESSES[host]],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def _failures(report):
+    """Every algorithm or key ssh-audit marks as a failure."""
+    failed = []
+    for section in ("kex", "key", "enc", "mac"):
+        for entry in report.get(section, []):
+            if entry.get("notes", {}).get("fail"):
+                failed.append((section, entry["algorithm"], entry["notes"]["fail"]))
+    return failed
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_ssh_audit_finds_no_failure(hardened_lab, host):
+    rc, report = _ssh_audit(host)
+    assert _failures(report) == [], report
+    assert "critical" not in report.get("recommendations", {}), report["recommendations"]
+    assert report.get("cves") == [], report["cves"]
+    assert not [a for a in report.get("key", []) if a["algorithm"].startswith("ecdsa")]
+    assert rc in (0, 2), f"ssh-audit exit code {rc} (3 = failures)"
+
+
+def test_the_daemon_runs_the_hardened_configuration(hardened_lab):
+    effective = _effective(VICTIM)
+    assert effective["permitrootlogin"] == ["no"]
+    assert effective["passwordauthentication"] == ["no"]
+    assert effective["kbdinteractiveauthentication"] == ["no"]
+    assert effective["maxauthtries"] == ["3"]
+    assert effective["allowtcpforwarding"] == ["no"]
+    assert effective["allowusers"] == ["admin@10.89.60.0/24", "admin@100.64.0.0/10"]
+
+
+def _lock_out_and_expect_rollback(tag, variables, state_command, what):
+    """Apply ``variables`` (a change that locks Ansible out) to VICTIM with role
+    ``tag``; the play must fail, the host must roll back by itself, and
+    ``state_command`` must print the same before and after."""
+    before = _ssh(VICTIM, "sudo", *state_command)
+    assert before.returncode == 0, before.stderr
+    started = time.monotonic()
+    rc, out = run_site("--limit", VICTIM, "--tags", tag, "-e", json.dumps(variables))
+    elapsed = time.monotonic() - started
+    assert rc != 0, out[-3000:]
+    assert f"the new {what} was rolled back" in out, out[-3000:]
+    assert "accepts logins again" in out, out[-3000:]
+    print(f"{tag}: lockout rolled back by the host in {elapsed:.0f} s")
+    after = _ssh(VICTIM, "sudo", *state_command)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout == before.stdout, f"the previous {what} was not restored"
+    return after.stdout
+
+
+def test_a_change_that_locks_ansible_out_rolls_itself_back(hardened_lab):
+    # Sources that exclude the controller (TEST-NET-1), with the preflight
+    # check that would refuse them turned off, and a short confirm timeout.
+    _lock_out_and_expect_rollback(
+        "ssh_hardening",
+        {
+            "ssh_hardening_allow_from": ["192.0.2.0/24"],
+            "ssh_hardening_check_controller_access": False,
+            "ssh_hardening_confirm_timeout": 30,
+        },
+        ["sha256sum", "/etc/ssh/sshd_config"],
+        "sshd configuration",
+    )
+    assert _effective(VICTIM)["allowusers"] == ["admin@10.89.60.0/24", "admin@100.64.0.0/10"]
+
+
+def test_the_preflight_refuses_settings_that_exclude_the_controller(hardened_lab):
+    rc, out = run_site(
+        "--limit", VICTIM, "--tags", "ssh_hardening", "-e", json.dumps({"ssh_hardening_allow_from": ["192.0.2.0/24"]})
+    )
+    assert rc != 0
+    assert "these SSH settings would lock Ansible out" in out
+    assert "from 10.89.60.1" in out
+
+
+# What each probe source may reach (ssh from the LAN; exporters from the
+# monitoring server; the server's UIs from the LAN and Tailscale).
+PROBE_PORTS = (22, 80, 443, 631, 3001, 8080, 9090, 9093, 9100, 9103, 9104, 9115)
+
+
+def _open_ports(source, target):
+    """Ports of ``target`` that accept a TCP connection from lab host ``source`` (1 s per port)."""
+    script = (
+        "import socket,sys\n"
+        "for p in map(int, sys.argv[2:]):\n"
+        "    s = socket.socket(); s.settimeout(1)\n"
+        "    print(p, s.connect_ex((sys.argv[1], p)) == 0); s.close()\n"
+    )
+    proc = subprocess.run(
+        ["podman", "exec", "homelab-lab-" + source, "python3", "-c", script, ADDRESSES[target], *map(str, PROBE_PORTS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return {int(p) for p, ok in (line.split() for line in proc.stdout.splitlines()) if ok == "True"}
+
+
+@pytest.mark.parametrize("target", [h for h in HOSTS if h != "dex5550"])
+def test_the_monitoring_server_reaches_only_ssh_and_exporters(hardened_lab, target):
+    assert _open_ports("dex5550", target) == {22, 9100}
+
+
+def test_another_host_reaches_only_ssh_and_the_uis_of_the_monitoring_server(hardened_lab):
+    # Grafana is not installed in the lab: 3001 is open in the firewall but nothing listens.
+    assert _open_ports("p620", "dex5550") == {22, 9090, 9093}
+
+
+def test_a_firewall_that_drops_ssh_rolls_itself_back(hardened_lab):
+    table = _lock_out_and_expect_rollback(
+        "firewall",
+        {"firewall_extra_rules": ["tcp dport 22 drop"], "firewall_confirm_timeout": 30},
+        ["nft", "list", "table", "inet", "homelab_filter"],
+        "firewall ruleset",
+    )
+    assert "dport 22 drop" not in table
