@@ -339,6 +339,8 @@ def write_overlay():
             "monitoring_server_web_services": [],
             # The lab network stands in for the home LAN.
             "homelab_networks": {"lan": [SUBNET], "tailscale": ["100.64.0.0/10"]},
+            # Tailscale's apt repository is out of reach here too.
+            "tailscale_install": False,
         }
     text = (
         "# Written by scripts/lab.py: the lab's addresses and credentials over the\n"

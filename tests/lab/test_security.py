@@ -7,8 +7,11 @@ import os
 import subprocess
 import time
 
+import json5
 import pytest
 from labtools import BIN, HOSTS, ROOT, lab, run_site
+
+from ansible_collections.homelab.nixos.plugins.module_utils import _tailscale_acl as acl
 
 ADDRESSES = {host: "10.89.60.%d" % (11 + i) for i, host in enumerate(HOSTS)}
 VICTIM = "samsung"
@@ -149,6 +152,14 @@ def test_the_preflight_refuses_settings_that_exclude_the_controller(hardened_lab
     assert "from 10.89.60.1" in out
 
 
+_CONNECT_SCRIPT = (
+    "import socket,sys\n"
+    "for p in map(int, sys.argv[2:]):\n"
+    "    s = socket.socket(); s.settimeout(1)\n"
+    "    print(p, s.connect_ex((sys.argv[1], p)) == 0); s.close()\n"
+)
+
+
 # What each probe source may reach (ssh from the LAN; exporters from the
 # monitoring server; the server's UIs from the LAN and Tailscale).
 PROBE_PORTS = (22, 80, 443, 631, 3001, 8080, 9090, 9093, 9100, 9103, 9104, 9115)
@@ -156,14 +167,17 @@ PROBE_PORTS = (22, 80, 443, 631, 3001, 8080, 9090, 9093, 9100, 9103, 9104, 9115)
 
 def _open_ports(source, target):
     """Ports of ``target`` that accept a TCP connection from lab host ``source`` (1 s per port)."""
-    script = (
-        "import socket,sys\n"
-        "for p in map(int, sys.argv[2:]):\n"
-        "    s = socket.socket(); s.settimeout(1)\n"
-        "    print(p, s.connect_ex((sys.argv[1], p)) == 0); s.close()\n"
-    )
     proc = subprocess.run(
-        ["podman", "exec", "homelab-lab-" + source, "python3", "-c", script, ADDRESSES[target], *map(str, PROBE_PORTS)],
+        [
+            "podman",
+            "exec",
+            "homelab-lab-" + source,
+            "python3",
+            "-c",
+            _CONNECT_SCRIPT,
+            ADDRESSES[target],
+            *map(str, PROBE_PORTS),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -190,3 +204,92 @@ def test_a_firewall_that_drops_ssh_rolls_itself_back(hardened_lab):
         "firewall ruleset",
     )
     assert "dport 22 drop" not in table
+
+
+def _sysctl(host, key):
+    proc = subprocess.run(
+        ["podman", "exec", "homelab-lab-" + host, "sysctl", "-n", key], capture_output=True, text=True, check=True
+    )
+    return proc.stdout.strip()
+
+
+def test_the_exit_node_keeps_forwarding_and_the_others_do_not(hardened_lab):
+    assert _sysctl("dex5550", "net.ipv4.ip_forward") == "1"
+    assert _sysctl("dex5550", "net.ipv4.conf.all.rp_filter") == "2"
+    assert _sysctl("samsung", "net.ipv4.ip_forward") == "0"
+    assert _sysctl("samsung", "net.ipv4.conf.all.accept_redirects") == "0"
+
+
+def _exec(host, *command, check=True):
+    return subprocess.run(
+        ["podman", "exec", "homelab-lab-" + host, *command], capture_output=True, text=True, check=check, timeout=60
+    )
+
+
+def test_fail2ban_bans_a_host_after_three_failed_logins(hardened_lab):
+    attacker, address = "p620", ADDRESSES["p620"]
+    try:
+        for _attempt in range(4):
+            # `nobody` is not in AllowUsers: sshd logs the refusal fail2ban counts.
+            _exec(
+                attacker,
+                "ssh",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "ConnectTimeout=5",
+                "nobody@" + ADDRESSES[VICTIM],
+                "true",
+                check=False,
+            )
+        deadline = time.monotonic() + 30
+        while address not in _exec(VICTIM, "fail2ban-client", "status", "sshd").stdout:
+            assert time.monotonic() < deadline, _exec(VICTIM, "fail2ban-client", "status", "sshd").stdout
+            time.sleep(2)
+        banned = _exec(attacker, "python3", "-c", _CONNECT_SCRIPT, ADDRESSES[VICTIM], "22", check=False)
+        assert banned.stdout.strip() == "22 False", "the banned host still reaches sshd"
+        # The controller is never banned.
+        assert _ssh(VICTIM, "true").returncode == 0
+    finally:
+        _exec(VICTIM, "fail2ban-client", "set", "sshd", "unbanip", address, check=False)
+
+
+def test_aide_reports_a_changed_file_and_exports_it(hardened_lab):
+    _exec(VICTIM, "sh", "-c", "echo 'homelab aide test' >> /etc/issue")
+    _exec(VICTIM, "systemctl", "start", "homelab-aide-check.service")
+    report = _exec(VICTIM, "cat", "/var/lib/homelab/aide/last-report.txt").stdout
+    assert "/etc/issue" in report, report
+    metrics = _exec(VICTIM, "cat", "/var/lib/prometheus/node-exporter/homelab_aide.prom").stdout
+    assert "homelab_aide_check_success 1" in metrics
+    changed = [line for line in metrics.splitlines() if line.startswith('homelab_aide_entries{kind="changed"}')]
+    assert changed and int(changed[0].split()[-1]) >= 1, metrics
+
+
+def test_containers_skip_auditd_and_say_so(hardened_lab):
+    rc, out = run_site("--limit", VICTIM, "--tags", "host_security")
+    assert rc == 0, out[-3000:]
+    # (Ansible folds long messages, so only the start of it is matched.)
+    assert f"{VICTIM} is a container: auditd belongs to the container host" in out
+    assert _exec(VICTIM, "sh", "-c", "command -v auditctl", check=False).returncode != 0
+
+
+def test_security_updates_are_installed_automatically_on_debian(hardened_lab):
+    config = _exec(VICTIM, "apt-config", "dump").stdout
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in config
+    assert "label=Debian-Security" in config
+    assert 'Unattended-Upgrade::Automatic-Reboot "false";' in config
+
+
+def test_the_tailscale_acl_follows_the_declared_ports(hardened_lab):
+    with open(os.path.join(ROOT, "build", "tailscale", "policy.hujson"), encoding="utf-8") as f:
+        text = f.read()
+    policy = json5.loads(text)
+    assert text.startswith("// Tailscale policy file generated by homelab.nixos")
+    assert acl.acl_allows(policy, "tag:dex5550", "tag:p620", 9100)
+    assert not acl.acl_allows(policy, "tag:p510", "tag:p620", 9100)
+    assert acl.acl_allows(policy, "tag:dex5550", "tag:p510", 9115) is False
+    assert acl.acl_allows(policy, "admin@homelab.invalid", "tag:samsung", 22)
+    assert not acl.acl_allows(policy, "tag:razer", "tag:samsung", 8080)
+    assert acl.policy_test_failures(policy) == []

@@ -47,7 +47,8 @@ def test_the_firewall_drops_by_default_and_is_loaded_at_boot(host):
     table = host.check_output("sudo nft list table inet homelab_filter")
     assert "policy drop;" in table
     assert 'tcp dport 22 accept comment "ssh"' in table
-    assert "10.89.60.14" in table  # the node exporter only for the monitoring server
+    # This scenario converges no monitoring role: nothing but SSH is declared, so nothing else is open.
+    assert "dport 9100" not in table and table.count(" accept comment ") == 1
     assert host.service("nftables").is_enabled
     assert host.file("/etc/nftables.conf").content_string.startswith("#!/usr/sbin/nft -f")
 
@@ -59,3 +60,43 @@ def test_rendered_modules_evaluate_with_known_options(host):
 
 def test_check_mode_changed_nothing(host):
     labchecks.assert_check_mode_changed_nothing(host)
+
+
+# Hosts whose features make them forward packets (exit node, subnet router, VM host).
+FORWARDING_HOSTS = {"dex5550", "p620"}
+
+
+def test_network_sysctls_are_hardened_and_routers_keep_forwarding(host):
+    assert host.sysctl("net.ipv4.conf.all.accept_redirects") == 0
+    assert host.sysctl("net.ipv4.conf.all.send_redirects") == 0
+    assert host.sysctl("net.ipv4.tcp_syncookies") == 1
+    forwarding = labchecks.hostname(host) in FORWARDING_HOSTS
+    assert host.sysctl("net.ipv4.ip_forward") == int(forwarding)
+    assert host.sysctl("net.ipv4.conf.all.rp_filter") == (2 if forwarding else 1)
+
+
+def test_a_container_writes_only_network_namespace_settings(host):
+    lines = host.file("/etc/sysctl.d/90-homelab-hardening.conf").content_string.splitlines()
+    keys = [line.split(" = ")[0] for line in lines if " = " in line]
+    assert keys and all(key.startswith(("net.ipv4.", "net.ipv6.")) for key in keys)
+    assert not host.file("/etc/modprobe.d/homelab-hardening.conf").exists
+
+
+def test_fail2ban_guards_sshd(host):
+    assert host.service("fail2ban").is_running
+    status = host.check_output("sudo fail2ban-client status sshd")
+    assert "Currently banned" in status
+    jail = host.file("/etc/fail2ban/jail.d/homelab.local").content_string
+    assert "maxretry = 3" in jail and "findtime = 10m" in jail and "bantime = 1h" in jail
+    assert "10.89.60.1" in jail  # the controller is never banned
+
+
+def test_aide_has_a_baseline_and_a_daily_check(host):
+    assert host.file("/var/lib/homelab/aide/aide.db").exists
+    assert host.service("homelab-aide-check.timer").is_enabled
+
+
+def test_security_updates_policy(host):
+    policy = host.file("/etc/apt/apt.conf.d/52homelab-unattended-upgrades").content_string
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in policy
+    assert 'Unattended-Upgrade::Automatic-Reboot "false";' in policy
