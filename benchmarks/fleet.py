@@ -6,15 +6,17 @@ no-op rerun) and prints, for each run: wall seconds, tasks executed per host
 memory of the controller (the summed PSS of ansible-playbook and its forks,
 sampled every 50 ms). Ratios compare with the targets of issue #3: the no-op
 rerun within 30 s, the controller under 1 GiB, and devsec.hardening's ~300 s
-no-op run on one host.
+no-op run on one host. Last, lynis' hardening index of an unconfigured
+container of the lab image and of the converged samsung (issue #5).
 
-    .venv/bin/python benchmarks/fleet.py [--keep-lab] [--runs N]
+    .venv/bin/python benchmarks/fleet.py [--keep-lab] [--no-lynis]
 """
 
 import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import threading
@@ -100,6 +102,37 @@ def lab(*args):
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "lab.py"), *args], check=True, capture_output=True)
 
 
+LYNIS_INDEX = re.compile(r"Hardening index : (\d+)")
+LYNIS = (
+    "export DEBIAN_FRONTEND=noninteractive; (apt-get install -y -q lynis || (apt-get update -q && apt-get install"
+    " -y -q lynis)) >/dev/null 2>&1 && lynis audit system --quick --no-colors 2>/dev/null"
+)
+
+
+def lynis_index(command):
+    """Lynis' hardening index from running it through ``command`` (podman run/exec ... sh -c)."""
+    proc = subprocess.run([*command, LYNIS], capture_output=True, text=True, check=False, timeout=900)
+    match = LYNIS_INDEX.search(proc.stdout)
+    if not match:
+        raise SystemExit("lynis printed no hardening index:\n" + proc.stdout[-2000:] + proc.stderr[-2000:])
+    return int(match.group(1))
+
+
+def lynis_before_and_after(host="samsung"):
+    """The index of an unconfigured container of the lab image, and of a converged lab host."""
+    image = subprocess.run(
+        ["podman", "inspect", "--format", "{{.ImageName}}", "homelab-lab-" + host],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    stock = [
+        "podman", "run", "--rm", "--runtime", "runc", "--network", "homelab-lab",
+        "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000", image, "sh", "-c",
+    ]  # fmt: skip
+    return lynis_index(stock), lynis_index(["podman", "exec", "homelab-lab-" + host, "sh", "-c"])
+
+
 def report(name, wall, stats, peak_mb, peak_rss_mb):
     print("%s: %.1f s wall, controller peak %.0f MB PSS (%.0f MB summed RSS)" % (name, wall, peak_mb, peak_rss_mb))
     for host in sorted(stats):
@@ -114,6 +147,7 @@ def report(name, wall, stats, peak_mb, peak_rss_mb):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab running afterwards")
+    parser.add_argument("--no-lynis", action="store_true", help="skip the lynis hardening index (needs the mirror)")
     args = parser.parse_args()
 
     print("machine: %s, %d cores, Python %s" % (platform.platform(), os.cpu_count(), platform.python_version()))
@@ -122,6 +156,7 @@ def main():
     try:
         converge = run_site()
         noop = run_site()
+        lynis = None if args.no_lynis else lynis_before_and_after()
     finally:
         if not args.keep_lab:
             lab("down", "--keep-overlay")
@@ -139,6 +174,10 @@ def main():
         "  per-host no-op / devsec (300 s):   %.4f  (%.1f s for %d hosts in parallel)"
         % (noop[0] / DEVSEC_NOOP_ONE_HOST_S, noop[0], hosts)
     )
+    if lynis:
+        before, after = lynis
+        print("lynis hardening index on samsung: %d before (the unconfigured lab image), %d after" % (before, after))
+        print("  after / before:                    %.2f" % (after / before))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ description:
   - "Every role declares what it listens on in a variable named C(<role>_listen_ports), a list of
     C({name, port, proto, allow_from}). This filter merges all variables of one host whose names end with
     C(_listen_ports) into one list sorted by port and protocol, which the security role opens in the firewall."
-  - Identical declarations count once. Declarations of the same port, protocol and name are merged and their
-    C(allow_from) lists joined; the same port and protocol under two names is an error naming both.
+  - Identical declarations count once (the same name, port, protocol and sources, in any order). The same port and
+    protocol declared with different sources, or under two names, is an error naming the variables involved - a
+    port is declared once, with every source.
   - C(port) must be 1-65535 and C(proto) C(tcp) or C(udp). C(allow_from) is a non-empty list of C(any), IP addresses
     or CIDRs (written back normalised, e.g. C(100.64.0.0/10), C(192.0.2.7/32)) and group names; C(any) covers the
     rest and stands alone in the result.

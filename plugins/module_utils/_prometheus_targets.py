@@ -502,10 +502,9 @@ def listen_ports(host_vars):
     """Every ``*_listen_ports`` declaration of one host, merged and sorted by port and protocol.
 
     Each variable holds a list of ``{name, port, proto, allow_from}``.
-    Declarations of the same port, protocol and name merge (their
-    ``allow_from`` is the union; 'any' covers everything else); the same port
-    and protocol under two names is a conflict. ListenPortsError lists every
-    problem.
+    Identical declarations count once ('any' covers everything else); the
+    same port and protocol with different sources, or under two names, is a
+    conflict. ListenPortsError lists every problem.
     """
     if not isinstance(host_vars, Mapping):
         raise ListenPortsError([f"host variables must be a mapping, got {type(host_vars).__name__}"])
@@ -543,20 +542,33 @@ def listen_ports(host_vars):
             if name is None or port is None or proto is None or sources is None:
                 continue
             by_name = declared.setdefault((port, str(proto)), {})
-            known_sources, known_variables = by_name.setdefault(str(name), (set(), []))
-            known_sources.update(sources)
-            if variable not in known_variables:
-                known_variables.append(variable)
+            # Each distinct set of sources, with the variables that declare it.
+            by_sources = by_name.setdefault(str(name), {})
+            variables = by_sources.setdefault(tuple(_merge_sources(sources)), [])
+            if variable not in variables:
+                variables.append(variable)
 
     merged = []
     for (port, proto), by_name in sorted(declared.items()):
         if len(by_name) > 1:
-            claims = " and ".join(f"'{name}' ({', '.join(by_name[name][1])})" for name in sorted(by_name))
+            claims = " and ".join(
+                f"'{name}' ({', '.join(v for variables in by_name[name].values() for v in variables)})"
+                for name in sorted(by_name)
+            )
             problems.append(f"port {port}/{proto} is declared twice, as {claims}: one port, one service")
             continue
-        name = next(iter(by_name))
-        sources = by_name[name][0]
-        merged.append({"name": name, "port": port, "proto": proto, "allow_from": _merge_sources(sources)})
+        name, by_sources = next(iter(by_name.items()))
+        if len(by_sources) > 1:
+            claims = "; ".join(
+                f"{', '.join(variables)} allows {', '.join(sources)}"
+                for sources, variables in sorted(by_sources.items())
+            )
+            problems.append(
+                f"port {port}/{proto} ({name}) is declared twice with different sources ({claims}):"
+                " declare it once, with every source"
+            )
+            continue
+        merged.append({"name": name, "port": port, "proto": proto, "allow_from": list(next(iter(by_sources)))})
     if problems:
         raise ListenPortsError(problems)
     return merged

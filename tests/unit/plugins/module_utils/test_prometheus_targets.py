@@ -480,25 +480,32 @@ def test_listen_ports_merges_sorts_and_ignores_other_vars():
     ]
 
 
-def test_listen_ports_dedupes_and_joins_sources():
-    ssh = {"name": "ssh", "port": 22, "proto": "tcp", "allow_from": ["192.168.1.0/24"]}
+def test_listen_ports_counts_identical_declarations_once():
+    ssh = {"name": "ssh", "port": 22, "proto": "tcp", "allow_from": ["192.168.1.0/24", TAILSCALE]}
     host_vars = {
         "security_listen_ports": [ssh, dict(ssh)],
-        "tailscale_listen_ports": [{**ssh, "allow_from": [TAILSCALE, "192.168.1.0/24"]}],
-        "lab_listen_ports": [{**ssh, "allow_from": ["192.168.1.5", "fd7a:115c:a1e0::/48"]}],
+        # The same sources, written differently: still the same declaration.
+        "tailscale_listen_ports": [{**ssh, "allow_from": [TAILSCALE, "192.168.1.0/24", TAILSCALE]}],
     }
     assert listen_ports(host_vars) == [
-        {
-            "name": "ssh",
-            "port": 22,
-            "proto": "tcp",
-            "allow_from": [TAILSCALE, "192.168.1.0/24", "192.168.1.5/32", "fd7a:115c:a1e0::/48"],
-        }
+        {"name": "ssh", "port": 22, "proto": "tcp", "allow_from": [TAILSCALE, "192.168.1.0/24"]}
     ]
-    host_vars["open_listen_ports"] = [{**ssh, "allow_from": ["any"]}]
-    assert listen_ports(host_vars)[0]["allow_from"] == ["any"]
     assert listen_ports({"x_listen_ports": [{**ssh, "allow_from": ["servers", "any"]}]})[0]["allow_from"] == ["any"]
     assert listen_ports({}) == []
+
+
+def test_listen_ports_refuses_a_port_declared_twice_with_different_sources():
+    ssh = {"name": "ssh", "port": 22, "proto": "tcp", "allow_from": ["192.168.1.0/24"]}
+    host_vars = {
+        "ssh_hardening_listen_ports": [ssh],
+        "firewall_listen_ports": [{**ssh, "allow_from": ["any"]}],
+    }
+    with pytest.raises(ListenPortsError) as exc:
+        listen_ports(host_vars)
+    assert exc.value.problems == [
+        "port 22/tcp (ssh) is declared twice with different sources (ssh_hardening_listen_ports allows"
+        " 192.168.1.0/24; firewall_listen_ports allows any): declare it once, with every source"
+    ]
 
 
 def test_listen_ports_conflict_names_both():
