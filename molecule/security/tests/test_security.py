@@ -37,8 +37,9 @@ def test_sources_are_restricted_and_admit_tailscale(host):
 
 
 def test_no_rollback_guard_is_left_armed(host):
-    for name in ("sshd", "firewall"):
-        assert not host.file(f"/var/lib/homelab/rollback/{name}").exists
+    with host.sudo():  # /var/lib/homelab/rollback is root-only
+        for name in ("sshd", "firewall"):
+            assert not host.file(f"/var/lib/homelab/rollback/{name}").exists
     timers = host.check_output("systemctl list-timers --all --no-legend")
     assert "homelab-rollback" not in timers
 
@@ -92,7 +93,8 @@ def test_fail2ban_guards_sshd(host):
 
 
 def test_aide_has_a_baseline_and_a_daily_check(host):
-    assert host.file("/var/lib/homelab/aide/aide.db").exists
+    with host.sudo():  # /var/lib/homelab/aide is root-only
+        assert host.file("/var/lib/homelab/aide/aide.db").exists
     assert host.service("homelab-aide-check.timer").is_enabled
 
 
