@@ -39,5 +39,7 @@ def run_site(*extra):
 
 
 def recap(output):
-    """{host: (ok, changed, unreachable, failed)} from the PLAY RECAP."""
-    return {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(output)}
+    """{host: (ok, changed, unreachable, failed)} of the fleet's hosts from the
+    PLAY RECAP. The controller (localhost, which writes the Tailscale ACL policy)
+    is not a fleet host and is left out."""
+    return {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(output) if m[0] != "localhost"}
