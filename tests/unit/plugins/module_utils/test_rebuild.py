@@ -10,11 +10,11 @@ import http.server
 import os
 import shlex
 import signal
-import socket
 import threading
 import time
 
 import pytest
+from fake_tcp_server import FakeTcpServer, closed_port
 
 from ansible_collections.homelab.nixos.plugins.module_utils._rebuild import (
     NixosRebuild,
@@ -339,52 +339,11 @@ class FakeClock:
         self.now += seconds
 
 
-class BannerServer:
-    """A tiny TCP server on 127.0.0.1 that greets every connection with ``banner`` (None: stays silent)."""
+class BannerServer(FakeTcpServer):
+    """A FakeTcpServer that greets every connection with ``banner``; test_nixos_rebuild.py uses it too."""
 
     def __init__(self, banner=b"SSH-2.0-test\r\n"):
-        self.banner = banner
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.02)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._held = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _addr = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            if self.banner is None:
-                self._held.append(conn)
-                continue
-            try:
-                conn.sendall(self.banner)
-            finally:
-                conn.close()
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-        for conn in self._held:
-            conn.close()
-
-
-def closed_port():
-    """A port on 127.0.0.1 that nothing listens on."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
+        super().__init__(banner)
 
 
 @pytest.fixture
@@ -399,9 +358,8 @@ def clock():
 
 @pytest.fixture
 def sshd():
-    server = BannerServer()
-    yield server
-    server.close()
+    with BannerServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -1185,11 +1143,8 @@ def test_ssh_banner_accepts_a_real_ssh_greeting(sshd):
 
 
 def test_ssh_banner_accepts_lines_before_the_version():
-    server = BannerServer(b"hello\r\nSSH-2.0-OpenSSH_9.8\r\n")
-    try:
+    with FakeTcpServer(b"hello\r\nSSH-2.0-OpenSSH_9.8\r\n") as server:
         assert ssh_banner("127.0.0.1", server.port, 2) == (True, "SSH-2.0-OpenSSH_9.8")
-    finally:
-        server.close()
 
 
 def test_ssh_banner_rejects_a_closed_port_quickly():
@@ -1200,23 +1155,17 @@ def test_ssh_banner_rejects_a_closed_port_quickly():
 
 
 def test_ssh_banner_rejects_a_silent_server_within_the_timeout():
-    server = BannerServer(banner=None)
-    try:
+    with FakeTcpServer(lambda conn: True) as server:  # holds every connection open, saying nothing
         start = time.monotonic()
         ok, reason = ssh_banner("127.0.0.1", server.port, 0.5)
         elapsed = time.monotonic() - start
-    finally:
-        server.close()
     assert ok is False and reason == "no SSH banner within 0.5s"
     assert 0.4 < elapsed < 2
 
 
 def test_ssh_banner_rejects_a_non_ssh_service():
-    server = BannerServer(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-    try:
+    with FakeTcpServer(b"HTTP/1.1 400 Bad Request\r\n\r\n") as server:
         ok, reason = ssh_banner("127.0.0.1", server.port, 1)
-    finally:
-        server.close()
     assert ok is False and reason == "connection closed without an SSH banner"
 
 

@@ -1,17 +1,19 @@
 """_ssh_kexinit against FakeSshServer, a test double of an SSH server's clear-text greeting.
 
-FakeSshServer listens on 127.0.0.1 (a random port) in a thread and answers every connection with the bytes it
-is given: pre-banner lines, an identification line and a KEXINIT packet built here from the lists that Debian
-12's OpenSSH 9.2p1 (openssh-server 1:9.2p1-2+deb12u10, default configuration) sends, or malformed variants.
-It proves the parser against RFC 4253's byte layout, never that a real sshd is what it imitates.
+FakeSshServer (a FakeTcpServer from tests/unit/fake_tcp_server.py) listens on 127.0.0.1 and answers every
+connection with the bytes it is given: pre-banner lines, an identification line and a KEXINIT packet built here
+from the lists that Debian 12's OpenSSH 9.2p1 (openssh-server 1:9.2p1-2+deb12u10, default configuration) sends,
+or malformed variants. It proves the parser against RFC 4253's byte layout, never that a real sshd is what it
+imitates.
 """
 
+import contextlib
 import socket
 import struct
-import threading
 import time
 
 import pytest
+from fake_tcp_server import FakeTcpServer, closed_port, read_line
 
 from ansible_collections.homelab.nixos.plugins.module_utils._ssh_kexinit import (
     IDENTIFICATION,
@@ -112,8 +114,8 @@ def packet(payload, block=8):
 GREETING = BANNER + b"\r\n" + packet(kexinit_payload())
 
 
-class FakeSshServer:
-    """Test double of an SSH server's greeting on 127.0.0.1.
+class FakeSshServer(FakeTcpServer):
+    """Test double of an SSH server's greeting on 127.0.0.1 (on ::1 with ``ipv6``).
 
     For every connection it optionally waits for the client's identification line (``read_client``), sends
     each of ``chunks`` (pausing ``pause`` seconds between them), then closes the connection (with a TCP reset
@@ -128,70 +130,26 @@ class FakeSshServer:
         self.hold = hold
         self.reset = reset
         self.received = []
-        self.sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("::1" if ipv6 else "127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._held = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _address = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                self._answer(conn)
-            except OSError:
-                pass
-            if self.hold:
-                self._held.append(conn)
-                continue
-            if self.reset:
-                # Linger 0: close() sends a TCP reset instead of a FIN.
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+        super().__init__(self._answer, host="::1" if ipv6 else "127.0.0.1")
 
     def _answer(self, conn):
-        conn.settimeout(2)
+        if self.reset:
+            # Linger 0: close() sends a TCP reset instead of a FIN.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         if self.read_client:
-            data = b""
-            while not data.endswith(b"\n") and len(data) < 300:
-                chunk = conn.recv(1)
-                if not chunk:
-                    break
-                data += chunk
-            self.received.append(data)
+            self.received.append(read_line(conn, 300))
         for index, chunk in enumerate(self.chunks):
             if index and self.pause:
                 time.sleep(self.pause)
             conn.sendall(chunk)
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-        for conn in self._held:
-            conn.close()
+        return self.hold
 
 
 @pytest.fixture
 def server():
     """``server(chunks, **options)`` starts a FakeSshServer that is closed after the test."""
-    started = []
-
-    def start(chunks, **options):
-        fake = FakeSshServer(chunks, **options)
-        started.append(fake)
-        return fake
-
-    yield start
-    for fake in started:
-        fake.close()
+    with contextlib.ExitStack() as stack:
+        yield lambda chunks, **options: stack.enter_context(FakeSshServer(chunks, **options))
 
 
 def offer_from(fake, timeout=2):
@@ -202,15 +160,6 @@ def error_from(fake, timeout=2):
     with pytest.raises(KexinitError) as exc:
         probe("127.0.0.1", fake.port, timeout)
     return str(exc.value)
-
-
-def closed_port():
-    """A port on 127.0.0.1 that nothing listens on."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def test_reads_openssh_9_2_offer_after_pre_banner_lines(server):

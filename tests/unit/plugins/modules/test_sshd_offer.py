@@ -1,15 +1,15 @@
-"""sshd_offer run in-process against FakeSshGreeting, a test double of an SSH server's clear-text greeting.
+"""sshd_offer run in-process against greeting_server, a test double of an SSH server's clear-text greeting.
 
-FakeSshGreeting listens on 127.0.0.1 (a random port) in a thread and answers each connection with fixed bytes:
-Debian 12's OpenSSH 9.2p1 identification and a KEXINIT packet built here (the parser itself is tested in
-tests/unit/plugins/module_utils/test_ssh_kexinit.py). It proves the module's wrapping, not a real sshd.
+greeting_server starts a FakeTcpServer (tests/unit/fake_tcp_server.py) on 127.0.0.1 that answers each connection
+with fixed bytes: Debian 12's OpenSSH 9.2p1 identification and a KEXINIT packet built here (the parser itself is
+tested in tests/unit/plugins/module_utils/test_ssh_kexinit.py). It proves the module's wrapping, not a real sshd.
 """
 
-import socket
+import contextlib
 import struct
-import threading
 
 import pytest
+from fake_tcp_server import FakeTcpServer, closed_port, read_line
 
 from ansible_collections.homelab.nixos.plugins.modules import sshd_offer
 
@@ -41,66 +41,21 @@ def _greeting(kex=None):
     return b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n" + packet
 
 
-class FakeSshGreeting:
-    """Test double: answers every connection on 127.0.0.1 with ``data``, after reading the client's line."""
+def _answer_with(data):
+    """A FakeTcpServer handler: read the client's identification line, then send ``data``."""
 
-    def __init__(self, data):
-        self.data = data
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+    def answer(conn):
+        read_line(conn)
+        conn.sendall(data)
 
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _address = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                conn.settimeout(2)
-                received = b""
-                while not received.endswith(b"\n"):
-                    chunk = conn.recv(1)
-                    if not chunk:
-                        break
-                    received += chunk
-                conn.sendall(self.data)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+    return answer
 
 
 @pytest.fixture
 def greeting_server():
-    started = []
-
-    def start(data):
-        fake = FakeSshGreeting(data)
-        started.append(fake)
-        return fake
-
-    yield start
-    for fake in started:
-        fake.close()
-
-
-def _closed_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
+    """``greeting_server(data)`` starts a FakeTcpServer answering with ``data``, closed after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda data: stack.enter_context(FakeTcpServer(_answer_with(data)))
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
@@ -133,7 +88,7 @@ def test_without_strict_kex(run_module, greeting_server):
 
 
 def test_connection_refused_names_host_and_port(run_module):
-    port = _closed_port()
+    port = closed_port()
     failed, result = run_module(sshd_offer.main, {"host": "127.0.0.1", "port": port, "timeout": 2})
     assert failed
     assert result["msg"] == "cannot connect to 127.0.0.1 port %d: Connection refused" % port
