@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -60,6 +61,13 @@ LAB_USER = "admin"
 STATE = os.path.join(ROOT, ".cache", "lab")
 KEY = os.path.join(STATE, "id_ed25519")
 KNOWN_HOSTS = os.path.join(STATE, "known_hosts")
+# The lab's agenix secrets: random values, encrypted to the lab key only; the
+# secrets role re-encrypts them to the hosts that need them.
+SECRETS_DIR = os.path.join(STATE, "secrets")
+LAB_SECRETS = {
+    "lab-canary": {"hosts": ["all"]},
+    "lab-monitoring": {"hosts": ["monitoring_server"], "group": "prometheus", "mode": "0440"},
+}
 OVERLAY = os.path.join(ROOT, "inventory", "lab")
 RUN_OPTIONS = (
     "--systemd=always",
@@ -191,6 +199,19 @@ def ensure_network():
     podman("network", "create", "--subnet", SUBNET, "--label", LABEL, NETWORK)
 
 
+def ensure_secrets():
+    """Create each lab secret once, with a random value that never leaves age's pipes."""
+    os.makedirs(SECRETS_DIR, mode=0o700, exist_ok=True)
+    for name in LAB_SECRETS:
+        path = os.path.join(SECRETS_DIR, name + ".age")
+        if os.path.exists(path):
+            continue
+        value = (secrets.token_urlsafe(24) + "\n").encode()
+        subprocess.run(
+            ["age", "--encrypt", "--armor", "-R", KEY + ".pub", "-o", path], input=value, check=True, timeout=60
+        )
+
+
 def ensure_key():
     os.makedirs(STATE, mode=0o700, exist_ok=True)
     if not os.path.exists(KEY):
@@ -226,6 +247,10 @@ def start_host(host, tag, pubkey):
     if info is not None:
         same_image = info.get("ImageName") == tag
         if info["State"]["Running"] and same_image:
+            # Another checkout may have started it: its key and host key are
+            # not ours. The lab is throwaway, so trust what runs now.
+            authorize(host, pubkey)
+            forget_host_key(host)
             return False
         if same_image and not info["State"]["Running"]:
             log("%s: restarting stopped container" % host)
@@ -341,6 +366,10 @@ def write_overlay():
             "homelab_networks": {"lan": [SUBNET], "tailscale": ["100.64.0.0/10"]},
             # Tailscale's apt repository is out of reach here too.
             "tailscale_install": False,
+            # agenix-style secrets with random values (see ensure_secrets).
+            "secrets_dir": SECRETS_DIR,
+            "secrets_admin_identity": KEY,
+            "secrets_definitions": LAB_SECRETS,
         }
     text = (
         "# Written by scripts/lab.py: the lab's addresses and credentials over the\n"
@@ -359,6 +388,7 @@ def up(_args):
     tag = ensure_image()
     ensure_network()
     pubkey = ensure_key()
+    ensure_secrets()
     remove_stale()
     started = [host for host in HOSTS if start_host(host, tag, pubkey)]
     wait_for_ssh(HOSTS)

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(nix-bin python3-venv git make rsync openssh-client)
+APT_PACKAGES=(nix-bin python3-venv git make rsync openssh-client age)
 [[ "${1:-}" == "--lab" ]] && APT_PACKAGES+=(podman runc debootstrap uidmap slirp4netns netavark aardvark-dns)
 
 missing=()

@@ -7,7 +7,7 @@ They are slow and need root and podman, so they only run when selected:
 import os
 
 import pytest
-from labtools import lab
+from labtools import lab, run_site
 
 
 def pytest_collection_modifyitems(config, items):
@@ -24,5 +24,16 @@ def fresh_lab():
     """Six freshly started lab hosts."""
     lab("down")
     lab("up")
+    yield
+    lab("down", "--keep-overlay")
+
+
+@pytest.fixture(scope="session")
+def hardened_lab():
+    """The lab converged with site.yml, shared by the secrets and security tests
+    (one converge instead of one per module)."""
+    lab("up")
+    rc, out = run_site()
+    assert rc == 0, out[-3000:]
     yield
     lab("down", "--keep-overlay")

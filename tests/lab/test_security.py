@@ -9,7 +9,7 @@ import time
 
 import json5
 import pytest
-from labtools import BIN, HOSTS, ROOT, lab, run_site
+from labtools import BIN, HOSTS, ROOT, run_site
 
 from ansible_collections.homelab.nixos.plugins.module_utils import _tailscale_acl as acl
 
@@ -17,15 +17,6 @@ ADDRESSES = {host: "10.89.60.%d" % (11 + i) for i, host in enumerate(HOSTS)}
 VICTIM = "samsung"
 KEY = os.path.join(ROOT, ".cache", "lab", "id_ed25519")
 KNOWN_HOSTS = os.path.join(ROOT, ".cache", "lab", "known_hosts")
-
-
-@pytest.fixture(scope="module")
-def hardened_lab():
-    lab("up")
-    rc, out = run_site()
-    assert rc == 0, out[-3000:]
-    yield
-    lab("down", "--keep-overlay")
 
 
 def _ssh(host, *command, timeout=20):

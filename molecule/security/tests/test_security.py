@@ -102,3 +102,20 @@ def test_security_updates_policy(host):
     policy = host.file("/etc/apt/apt.conf.d/52homelab-unattended-upgrades").content_string
     assert 'APT::Periodic::Unattended-Upgrade "1";' in policy
     assert 'Unattended-Upgrade::Automatic-Reboot "false";' in policy
+
+
+def test_agenix_secrets_are_decrypted_with_the_host_key(host):
+    with host.sudo():  # /run/agenix/<secret> is root-only
+        canary = host.file("/run/agenix/lab-canary")
+        assert canary.is_file and canary.user == "root" and canary.mode == 0o400 and canary.size > 0
+        assert host.file("/var/lib/homelab/agenix/lab-canary.age").content_string.startswith(
+            "-----BEGIN AGE ENCRYPTED FILE-----"
+        )
+        monitoring = host.file("/run/agenix/lab-monitoring")
+        if host.backend.get_hostname() == "dex5550":
+            assert monitoring.group == "prometheus" and monitoring.mode == 0o440
+        else:
+            assert not monitoring.exists
+    unit = host.service("homelab-agenix")
+    assert unit.is_enabled
+    assert host.run("systemctl show -p Result --value homelab-agenix").stdout.strip() == "success"
