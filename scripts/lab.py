@@ -66,7 +66,7 @@ KNOWN_HOSTS = os.path.join(STATE, "known_hosts")
 SECRETS_DIR = os.path.join(STATE, "secrets")
 LAB_SECRETS = {
     "lab-canary": {"hosts": ["all"]},
-    "lab-monitoring": {"hosts": ["monitoring_server"], "group": "prometheus", "mode": "0440"},
+    "lab-monitoring": {"hosts": ["monitoring_server"], "group": "adm", "mode": "0440"},
 }
 OVERLAY = os.path.join(ROOT, "inventory", "lab")
 RUN_OPTIONS = (

@@ -88,7 +88,7 @@ def test_each_host_decrypts_its_secrets_with_its_own_host_key(hardened_lab):
     for host in ADDRESSES:
         assert _decrypted(host, "lab-canary") == ("root root 400", hashlib.sha256(canary).hexdigest()), host
         if host == "dex5550":
-            assert _decrypted(host, "lab-monitoring") == ("root prometheus 440", hashlib.sha256(monitoring).hexdigest())
+            assert _decrypted(host, "lab-monitoring") == ("root adm 440", hashlib.sha256(monitoring).hexdigest())
         else:
             # Only the hosts a secret names receive it, even encrypted.
             assert _decrypted(host, "lab-monitoring") is None, host
@@ -108,6 +108,16 @@ def test_each_host_decrypts_its_secrets_with_its_own_host_key(hardened_lab):
             ["grep", "-rlF", value, SECRETS, os.path.join(ROOT, "build")], capture_output=True, check=False
         )
         assert grep.returncode == 1, grep.stdout
+
+
+def test_a_secret_for_a_group_the_host_lacks_fails_clearly(hardened_lab):
+    before = _decrypted("samsung", "lab-canary")
+    wrong = {"secrets_definitions": {"lab-canary": {"hosts": ["samsung"], "group": "nosuchgroup", "mode": "0440"}}}
+    rc, out = run_site("--limit", "samsung", "--tags", "secrets", "-e", json.dumps(wrong))
+    assert rc != 0
+    assert "samsung: group nosuchgroup does not exist, needed by lab-canary" in out
+    # The secret on the host is left as it was.
+    assert _decrypted("samsung", "lab-canary") == before
 
 
 def test_a_lost_secret_and_a_new_host_key_are_repaired(hardened_lab):

@@ -113,7 +113,7 @@ def test_agenix_secrets_are_decrypted_with_the_host_key(host):
         )
         monitoring = host.file("/run/agenix/lab-monitoring")
         if host.backend.get_hostname() == "dex5550":
-            assert monitoring.group == "prometheus" and monitoring.mode == 0o440
+            assert monitoring.group == "adm" and monitoring.mode == 0o440
         else:
             assert not monitoring.exists
     unit = host.service("homelab-agenix")
