@@ -11,10 +11,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
+from controller_play import run_playbook
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
 GOOD = {
     "ansible_connection": "local",
     "ansible_python_interpreter": sys.executable,
@@ -26,30 +24,7 @@ GOOD = {
 def _run(tmp_path, host="p620", check=True, **overrides):
     host_vars = dict(GOOD, base_nixos_render=True, base_nixos_render_dir=str(tmp_path / "render"))
     host_vars.update(overrides)
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {host: host_vars}}}))
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="json",
-        ANSIBLE_FACT_CACHING="memory",
-    )
-    proc = subprocess.run(
-        [
-            os.path.join(BIN, "ansible-playbook"),
-            "-i",
-            str(inventory),
-            *(["--check"] if check else []),
-            "playbooks/base.yml",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    data = json.loads(proc.stdout[proc.stdout.index("{") :])
-    return proc.returncode, data
+    return run_playbook(tmp_path, "playbooks/base.yml", host, host_vars, check=check)
 
 
 def _failure(data, host):

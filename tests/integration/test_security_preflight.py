@@ -6,16 +6,13 @@ As in test_base_preflight, the play runs against the controller itself
 preflight that wrongly passed could still not change this machine.
 """
 
-import json
 import os
-import subprocess
 import sys
 
 import pytest
 import yaml
+from controller_play import ROOT, run_playbook
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
 GOOD = {
     "ansible_connection": "local",
     "ansible_python_interpreter": sys.executable,
@@ -26,7 +23,7 @@ GOOD = {
     "host_security_admins": ["admin"],
     "tailscale_install": False,
 }
-SECURITY_ROLES = ("ssh_hardening", "firewall", "kernel_hardening", "host_security", "tailscale")
+SECURITY_ROLES = ("ssh_hardening", "firewall", "kernel_hardening", "host_security", "tailscale", "secrets")
 
 
 def _preflight_task_names():
@@ -50,23 +47,7 @@ def _context_task_names():
 def _run(tmp_path, **overrides):
     host_vars = dict(GOOD, base_nixos_render=True, base_nixos_render_dir=str(tmp_path / "render"))
     host_vars.update(overrides)
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"p620": host_vars}}}))
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="json",
-        ANSIBLE_FACT_CACHING="memory",
-    )
-    proc = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), "--check", "playbooks/security.yml"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    return proc.returncode, json.loads(proc.stdout[proc.stdout.index("{") :])
+    return run_playbook(tmp_path, "playbooks/security.yml", "p620", host_vars)
 
 
 def _tasks_until_failure(data):

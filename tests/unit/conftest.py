@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import pytest
 import yaml
+from ansible.module_utils import basic
 
 from ansible_collections.homelab.nixos.plugins.module_utils._nix import is_raw
 
@@ -92,3 +93,11 @@ def nixpkgs_options():
 def known_options():
     """``assert_known_options(settings)``: see the module docstring."""
     return assert_known_options
+
+
+@pytest.fixture
+def warnings(monkeypatch):
+    """The messages modules pass to module.warn."""
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: seen.append(msg))
+    return seen

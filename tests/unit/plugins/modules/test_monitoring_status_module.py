@@ -8,7 +8,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils import basic
 
 from ansible_collections.homelab.nixos.plugins.modules import monitoring_status
 
@@ -108,14 +107,6 @@ def servers():
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@pytest.fixture
-def warnings(monkeypatch):
-    """The messages passed to module.warn."""
-    seen = []
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: seen.append(msg))
-    return seen
 
 
 def _free_port():

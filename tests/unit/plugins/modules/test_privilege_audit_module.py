@@ -109,13 +109,6 @@ def gpasswd(monkeypatch):
     return fake
 
 
-@pytest.fixture
-def warnings(monkeypatch):
-    seen = []
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: seen.append(msg))
-    return seen
-
-
 class Host:
     """A Debian-like host tree: root, alice (declared admin), bob (unexpected sudo member), carol (sudoers grant),
     dave (wheel through his primary group), toor (UID 0), guest (empty password), svc (no login)."""

@@ -60,13 +60,6 @@ def systemd(monkeypatch):
     return fake
 
 
-@pytest.fixture
-def warnings(monkeypatch):
-    seen = []
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: seen.append(msg))
-    return seen
-
-
 class Host:
     def __init__(self, root):
         self.etc = root / "etc"
