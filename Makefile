@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/.cache/tools/usr/bin:$(PATH)
 
-.PHONY: help setup setup-lab lab lab-down test lint changelog syntax sanity unit molecule pytest-all benchmark
+.PHONY: help setup setup-lab lab lab-down test lint changelog syntax sanity unit molecule pytest-all benchmark \
+	benchmark-backup
 
 help:
 	@echo "make lab        set up and converge the local six-host lab"
@@ -17,6 +18,7 @@ help:
 	@echo "make lint       ruff and ansible-lint (production profile)"
 	@echo "make unit       pytest without the lab"
 	@echo "make benchmark  converge + no-op rerun timings on the lab"
+	@echo "make benchmark-backup  backup, dedup, drill and check timings (after make lab)"
 
 setup:
 	@scripts/setup-controller.sh
@@ -59,6 +61,10 @@ pytest-all: setup-lab
 
 benchmark: setup-lab
 	$(BIN)/python benchmarks/fleet.py
+
+# Needs a converged lab (make lab).
+benchmark-backup: setup-lab
+	$(BIN)/python benchmarks/backup.py
 
 test: setup-lab
 	@# A lab left over from an earlier run (CI runs right after a session) goes first.

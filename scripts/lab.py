@@ -6,6 +6,7 @@
     scripts/lab.py overlay  write inventory/lab only (the addresses are fixed)
     scripts/lab.py status   one line per host
     scripts/lab.py stop H   stop one host (fault tests)
+    scripts/lab.py destroy H  remove one host's container (disaster-recovery drills)
 
 The image is built with debootstrap + `podman import` (no registry here) and
 kept in podman's storage under a tag derived from its recipe, so later runs
@@ -67,6 +68,7 @@ SECRETS_DIR = os.path.join(STATE, "secrets")
 LAB_SECRETS = {
     "lab-canary": {"hosts": ["all"]},
     "lab-monitoring": {"hosts": ["monitoring_server"], "group": "adm", "mode": "0440"},
+    "lab-backup": {"hosts": ["all"]},
 }
 OVERLAY = os.path.join(ROOT, "inventory", "lab")
 RUN_OPTIONS = (
@@ -370,6 +372,8 @@ def write_overlay():
             "secrets_dir": SECRETS_DIR,
             "secrets_admin_identity": KEY,
             "secrets_definitions": LAB_SECRETS,
+            # The restic repositories' password: a lab secret, decrypted on the host.
+            "backup_password_file": "/run/agenix/lab-backup",
         }
     text = (
         "# Written by scripts/lab.py: the lab's addresses and credentials over the\n"
@@ -423,6 +427,13 @@ def status(_args):
         print("%-8s %-15s %s" % (host, ADDRESSES[host], state))
 
 
+def destroy(args):
+    """Remove one host's container, data and all (a disaster; `up` starts a fresh one)."""
+    podman("rm", "-f", "-t", "1", container(args.host), check=False)
+    forget_host_key(args.host)
+    log("%s destroyed" % args.host)
+
+
 def stop(args):
     podman("stop", "-t", "1", container(args.host))
     log("%s stopped" % args.host)
@@ -440,6 +451,9 @@ def main():
     p = sub.add_parser("stop")
     p.add_argument("host", choices=HOSTS)
     p.set_defaults(func=stop)
+    p = sub.add_parser("destroy", help="remove one host's container (disaster-recovery drills)")
+    p.add_argument("host", choices=HOSTS)
+    p.set_defaults(func=destroy)
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.exit(2, "lab: run as root (rootful podman, debootstrap)\n")

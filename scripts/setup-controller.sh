@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(nix-bin python3-venv git make rsync openssh-client age)
+APT_PACKAGES=(nix-bin python3-venv git make rsync openssh-client age restic)
 [[ "${1:-}" == "--lab" ]] && APT_PACKAGES+=(podman runc debootstrap uidmap slirp4netns netavark aardvark-dns)
 
 missing=()
@@ -32,6 +32,16 @@ if [[ ! -x .cache/tools/usr/bin/promtool || ! -x .cache/tools/usr/bin/amtool ]];
   rm -rf .cache/debs && mkdir -p .cache/debs .cache/tools
   (cd .cache/debs && apt-get download -qq prometheus prometheus-alertmanager 2>/dev/null ||
     { apt-get update -qq && apt-get download -qq prometheus prometheus-alertmanager; })
+  for deb in .cache/debs/*.deb; do dpkg-deb -x "$deb" .cache/tools; done
+  rm -rf .cache/debs
+fi
+# etckeeper for the config_rollback tests, unpacked the same way: installing
+# it would put this machine's /etc under git.
+if [[ ! -x .cache/tools/usr/bin/etckeeper ]]; then
+  echo "setup: unpacking etckeeper into .cache/tools"
+  rm -rf .cache/debs && mkdir -p .cache/debs .cache/tools
+  (cd .cache/debs && apt-get download -qq etckeeper 2>/dev/null ||
+    { apt-get update -qq && apt-get download -qq etckeeper; })
   for deb in .cache/debs/*.deb; do dpkg-deb -x "$deb" .cache/tools; done
   rm -rf .cache/debs
 fi

@@ -64,14 +64,21 @@ def _option_checker():
     return module.assert_known_options
 
 
+_SCRIPT_WRITERS = {"writeShellScriptBin", "writeShellScript", "writeScriptBin", "writeScript"}
+
+
 def evaluate_module(path):
     """Evaluate a rendered module without nixpkgs: apply it to stand-in
-    arguments where every ``pkgs.<name>`` it mentions is a string."""
+    arguments where every ``pkgs.<name>`` it mentions is a string, and the
+    script writers (``pkgs.writeShellScriptBin name text``) functions giving one."""
     import re  # noqa: PLC0415
 
     text = open(path).read()
     packages = sorted(set(re.findall(r"\bpkgs\.([A-Za-z_][A-Za-z0-9_'-]*)", text)))
-    stub = "{ %s }" % " ".join('"%s" = "<pkgs.%s>";' % (p, p) for p in packages)
+    stub = "{ %s }" % " ".join(
+        ('"%s" = name: text: "<pkgs.%s ${name}>";' if p in _SCRIPT_WRITERS else '"%s" = "<pkgs.%s>";') % (p, p)
+        for p in packages
+    )
     expr = "import %s { config = {}; lib = {}; pkgs = %s; }" % (path, stub)
     proc = subprocess.run(
         ["nix-instantiate", "--eval", "--strict", "--json", "-E", expr], capture_output=True, text=True, check=False

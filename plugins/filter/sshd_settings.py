@@ -24,6 +24,8 @@ options:
         C(max_auth_tries), C(max_sessions), C(login_grace_time), C(client_alive_interval), C(client_alive_count_max),
         C(max_startups), C(tcp_forwarding), C(agent_forwarding), C(x11_forwarding), C(extra_settings)
         (further keywords; the hardened ones cannot be overridden).
+      - C(sftp_only_users) (accounts confined to SFTP, admitted from the same sources), C(sftp_chroot_directory) and
+        C(sftp_authorized_keys_file) give a last C(Match User) block (key C(Match) of the result).
     type: dict
     required: true
   algorithms:

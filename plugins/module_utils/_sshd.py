@@ -77,6 +77,11 @@ DEFAULTS = {
     "agent_forwarding": False,
     "x11_forwarding": False,
     "sftp": True,
+    # Accounts that may only use SFTP inside their chroot (backup targets'
+    # restic accounts): admitted from the same sources, in one Match block.
+    "sftp_only_users": [],
+    "sftp_chroot_directory": "%h",
+    "sftp_authorized_keys_file": "",
     "extra_settings": {},
 }
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]*[$]?$")
@@ -158,6 +163,38 @@ def _allow_users(users, sources, problems):
     return [f"{user}@{network}" for user in (users or ["*"]) for network in networks]
 
 
+def _sftp_only_block(opts, problems):
+    """The Match block that confines the SFTP-only accounts, or None."""
+    users = opts["sftp_only_users"]
+    if isinstance(users, str) or not isinstance(users, (list, tuple)):
+        problems.append(f"sftp_only_users must be a list of user names, got {users!r}")
+        return None
+    bad = [user for user in users if not isinstance(user, str) or not _USER.match(user)]
+    if bad:
+        problems.append(f"sftp_only_users holds {', '.join(map(repr, bad))}, which is not a user name")
+        return None
+    if not users:
+        return None
+    chroot = opts["sftp_chroot_directory"]
+    keys = opts["sftp_authorized_keys_file"]
+    for name, value in (("sftp_chroot_directory", chroot), ("sftp_authorized_keys_file", keys)):
+        if not isinstance(value, str) or any(c.isspace() for c in value):
+            problems.append(f"{name} must be a path without spaces, got {value!r}")
+            return None
+    if not chroot.startswith(("/", "%h")):
+        problems.append(f"sftp_chroot_directory must be absolute or start with %h, got {chroot!r}")
+    block = OrderedDict()
+    block["ChrootDirectory"] = chroot
+    # The session lands in the chroot; restic's sftp backend needs nothing else.
+    block["ForceCommand"] = "internal-sftp"
+    if keys:
+        block["AuthorizedKeysFile"] = keys
+    for key in ("AllowTcpForwarding", "AllowAgentForwarding", "AllowStreamLocalForwarding", "X11Forwarding"):
+        block[key] = "no"
+    block["PermitTTY"] = "no"
+    return {"criteria": "User " + ",".join(users), "settings": block}
+
+
 def sshd_settings(options, algorithms=None):
     """Ordered sshd_config keywords for ``options`` (DEFAULTS' keys) and ``algorithms``
     (the host's ``ssh -Q`` lists: kex, cipher, mac, key-sig)."""
@@ -210,7 +247,11 @@ def sshd_settings(options, algorithms=None):
     settings["PermitUserEnvironment"] = "no"
     settings["UseDNS"] = "no"
     settings["LogLevel"] = "VERBOSE"
-    allow = _allow_users(opts["allow_users"], opts["allow_sources"], problems)
+    sftp_only = _sftp_only_block(opts, problems)
+    allow_users = opts["allow_users"]
+    if sftp_only and isinstance(allow_users, (list, tuple)) and allow_users:
+        allow_users = [*allow_users, *opts["sftp_only_users"]]
+    allow = _allow_users(allow_users, opts["allow_sources"], problems)
     if allow:
         settings["AllowUsers"] = allow
     extra = opts["extra_settings"]
@@ -228,6 +269,9 @@ def sshd_settings(options, algorithms=None):
             settings[key] = str(value)
         else:
             problems.append(f"extra_settings.{key} must be a one-line string, number or boolean, got {value!r}")
+    if sftp_only:
+        # Last: a Match block runs to the end of the file.
+        settings["Match"] = [sftp_only]
     if problems:
         raise SshdError(problems)
     return settings
@@ -245,14 +289,24 @@ def render_sshd_config(settings, header="", sftp_server="/usr/lib/openssh/sftp-s
     for key, value in settings.items():
         if key == "HostKey":
             lines += [f"HostKey {path}" for path in value]
-        else:
+        elif key != "Match":
             lines.append(f"{key} {_line_value(key, value)}")
     lines.append(f"UsePAM {_yes_no(use_pam)}")
     lines.append("PrintMotd no")
     lines.append("AcceptEnv LANG LC_*")
     if sftp_server:
         lines.append(f"Subsystem sftp {sftp_server}")
+    lines += match_lines(settings.get("Match", []))
     return "\n".join(lines) + "\n"
+
+
+def match_lines(blocks):
+    """sshd_config lines of the Match blocks (each keyword indented under its Match)."""
+    lines = []
+    for block in blocks:
+        lines.append(f"Match {block['criteria']}")
+        lines += [f"    {key} {value}" for key, value in block["settings"].items()]
+    return lines
 
 
 # nixpkgs' settings format only accepts lists for these keywords (sshd.nix).
@@ -273,7 +327,7 @@ def nixos_openssh(settings):
     """``services.openssh`` options for ``settings`` (nixpkgs' RFC 42 ``settings``)."""
     nix_settings = {}
     for key, value in settings.items():
-        if key in ("Port", "HostKey"):
+        if key in ("Port", "HostKey", "Match"):
             continue
         name = "Macs" if key == "MACs" else "UseDns" if key == "UseDNS" else key
         nix_settings[name] = _nixos_value(name, value)
@@ -284,6 +338,8 @@ def nixos_openssh(settings):
         "openFirewall": False,
         "hostKeys": [dict(key) for key in HOST_KEYS],
         "settings": nix_settings,
+        # nixpkgs' settings cannot express Match blocks; extraConfig is appended last.
+        **({"extraConfig": "\n".join(match_lines(settings["Match"])) + "\n"} if settings.get("Match") else {}),
     }
 
 

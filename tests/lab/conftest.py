@@ -12,11 +12,21 @@ from labtools import lab, run_site
 
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("HOMELAB_LAB_TESTS") == "1":
+        # Tests that start from a fresh lab go first: they take the lab down,
+        # which would pull it from under the session's converged lab.
+        items.sort(key=_lab_order)
         return
     skip = pytest.mark.skip(reason="lab tests run under `make test` (HOMELAB_LAB_TESTS=1)")
     for item in items:
         if "tests/lab/" in str(item.fspath):
             item.add_marker(skip)
+
+
+def _lab_order(item):
+    """Other tests first (their order kept), then fresh-lab tests, then the rest of the lab tests."""
+    if "tests/lab/" not in str(item.fspath):
+        return 0
+    return 1 if "fresh_lab" in getattr(item, "fixturenames", ()) else 2
 
 
 @pytest.fixture

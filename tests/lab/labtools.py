@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -29,13 +30,43 @@ def env():
     )
 
 
-def site_command(*extra):
-    return [os.path.join(BIN, "ansible-playbook"), "-i", "inventory/lab", "site.yml", *extra]
+def site_command(*extra, playbook="site.yml"):
+    return [os.path.join(BIN, "ansible-playbook"), "-i", "inventory/lab", playbook, *extra]
 
 
-def run_site(*extra):
-    proc = subprocess.run(site_command(*extra), cwd=ROOT, capture_output=True, text=True, env=env(), check=False)
+def run_site(*extra, playbook="site.yml", timeout=None):
+    """(rc, output) of ``playbook`` (site.yml by default) on the lab."""
+    proc = subprocess.run(
+        site_command(*extra, playbook=playbook),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env(),
+        check=False,
+        timeout=timeout,
+    )
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def podman_exec(host, *command, check=True, timeout=300):
+    """``command`` run as root inside the lab host's container."""
+    return subprocess.run(
+        ["podman", "exec", "homelab-lab-" + host, *command],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+    )
+
+
+def wait_for(predicate, timeout, interval=2):
+    """``predicate()``'s first true value within ``timeout`` seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 def recap(output):

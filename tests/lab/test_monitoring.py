@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from labtools import HOSTS, ROOT, env, lab, recap, run_site
+from labtools import HOSTS, ROOT, env, recap, run_site, wait_for
 
 SERVER = "10.89.60.14"
 PROMETHEUS = "http://%s:9090" % SERVER
@@ -27,22 +27,9 @@ def _get(url):
         return json.load(response)
 
 
-def _wait(predicate, timeout, interval=2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-@pytest.fixture(scope="module")
-def converged_lab():
-    lab("up")
-    rc, out = run_site()
-    assert rc == 0, out[-3000:]
-    yield
-    lab("down", "--keep-overlay")
+@pytest.fixture
+def converged_lab(hardened_lab):
+    """The session's converged lab (tests/lab/conftest.py): every test here leaves it converged."""
 
 
 def _node_up():
@@ -56,7 +43,7 @@ def _all_six_up():
 
 
 def test_every_node_exporter_is_scraped(converged_lab):
-    assert _wait(_all_six_up, 90), "up{job=node}: %s" % _node_up()
+    assert wait_for(_all_six_up, 90), "up{job=node}: %s" % _node_up()
 
 
 def test_prometheus_talks_to_alertmanager(converged_lab):
@@ -73,14 +60,14 @@ def _host_down_alert():
 
 
 def test_a_stopped_exporter_raises_host_down_in_alertmanager(converged_lab):
-    assert _wait(lambda: _node_up().get(VICTIM) == "1", 90)
+    assert wait_for(lambda: _node_up().get(VICTIM) == "1", 90)
     container = "homelab-lab-" + VICTIM
     stopped = time.monotonic()
     subprocess.run(["podman", "exec", container, "systemctl", "stop", "prometheus-node-exporter"], check=True)
     try:
         # for: 1m, plus two scrape intervals, plus one rule evaluation interval.
         limit = HOST_DOWN_FOR + 2 * SCRAPE_INTERVAL + SCRAPE_INTERVAL
-        alert = _wait(_host_down_alert, limit + 10)
+        alert = wait_for(_host_down_alert, limit + 10)
         elapsed = time.monotonic() - stopped
         assert alert, "HostDown for %s never reached Alertmanager" % VICTIM
         print("HostDown reached Alertmanager %.0f s after the exporter stopped" % elapsed)
@@ -213,7 +200,7 @@ def test_media_exporters_run_where_their_keys_are_set(converged_lab, media_doubl
         assert rc == 0, out[-3000:]
         assert api_key not in out and password not in out, "a media secret is in the play's output"
         # Prometheus scrapes both exporters and sees the double's figures.
-        values = _wait(lambda: _media_values() if len(_media_values()) == 4 else None, 60)
+        values = wait_for(lambda: _media_values() if len(_media_values()) == 4 else None, 60)
         values = _media_values()
         assert values == {"tautulli_up": "1", "nzbget_up": "1", "tautulli_streams": "3", "nzbget_post_jobs": "2"}
         # The secrets are in no process's command line or environment.

@@ -1,6 +1,7 @@
 """site.yml on the six lab hosts (pytest-testinfra)."""
 
 import labchecks
+import pytest
 
 
 def test_host_is_the_fleet_host_it_claims(host):
@@ -29,3 +30,46 @@ def test_real_inventory_variables_apply(host):
 
 def test_node_exporter_runs_everywhere(host):
     assert host.service("prometheus-node-exporter").is_running
+
+
+# Backup targets and their clients (inventory/hosts.yml, role backup).
+TARGET_OF = {"p510": "dex5550"}
+
+
+def test_backup_runs_are_scheduled_with_a_valid_configuration(host):
+    for unit in ("homelab-backup", "homelab-backup-check", "homelab-backup-drill"):
+        timer = host.service(unit + ".timer")
+        assert timer.is_enabled and timer.is_running, unit
+    with host.sudo():
+        check = host.run("/usr/local/sbin/homelab-backup --config /etc/homelab/backup/config.json validate")
+        assert check.rc == 0, check.stderr
+        key = host.file("/root/.ssh/homelab_backup_ed25519")
+        assert key.user == "root" and key.mode == 0o600
+
+
+def test_backup_targets_confine_each_client_to_its_chroot(host):
+    name = labchecks.hostname(host)
+    clients = [h for h in ("p620", "razer", "p510", "dex5550", "samsung", "nixvm") if TARGET_OF.get(h, "p510") == name]
+    if not clients:
+        pytest.skip(f"{name} is not a backup target")
+    with host.sudo():
+        for client in clients:
+            chroot = host.file(f"/srv/restic/{client}")
+            assert chroot.user == "root" and chroot.mode == 0o755
+            assert host.file(f"/srv/restic/{client}/repo").user == f"restic-{client}"
+            assert host.user(f"restic-{client}").home == f"/srv/restic/{client}"
+            # sshd -T shows %h as written; it is expanded at login (the home above).
+            effective = host.check_output(f"sshd -T -C user=restic-{client},host=lab,addr=10.89.60.99")
+            assert "chrootdirectory %h" in effective
+            assert "forcecommand internal-sftp" in effective
+            assert "permittty no" in effective
+
+
+def test_etc_is_kept_in_git(host):
+    with host.sudo():
+        repo = host.file("/etc/.git")
+        assert repo.is_directory and repo.mode == 0o700
+        assert host.service("etckeeper.timer").is_enabled
+        tracked = host.check_output("git -C /etc ls-files")
+        assert "ssh/sshd_config" in tracked.split()
+        assert "grafana/grafana.ini" not in tracked.split()

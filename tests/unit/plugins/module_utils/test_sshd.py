@@ -201,3 +201,61 @@ def test_nixos_options_follow_nixpkgs_settings_types(known_options):
     assert settings["AllowUsers"] == ["admin@10.0.0.0/8", "admin@100.64.0.0/10"]
     assert settings["MaxAuthTries"] == 3
     known_options({"services": {"openssh": options}})
+
+
+def _backup_target(**extra):
+    return sshd_settings(
+        {
+            "allow_users": ["admin"],
+            "allow_sources": ["10.0.0.0/8"],
+            "sftp_only_users": ["restic-p620", "restic-razer"],
+            "sftp_chroot_directory": "/srv/restic/%u",
+            "sftp_authorized_keys_file": "/srv/restic/keys/%u",
+            **extra,
+        },
+        DEBIAN12,
+    )
+
+
+def test_sftp_only_accounts_are_admitted_from_the_same_sources_and_confined():
+    settings = _backup_target()
+    assert settings["AllowUsers"] == [
+        f"{user}@{net}" for user in ("admin", "restic-p620", "restic-razer") for net in ("10.0.0.0/8", "100.64.0.0/10")
+    ]
+    lines = render_sshd_config(settings).splitlines()
+    # The Match block is last: every keyword after it belongs to it.
+    start = lines.index("Match User restic-p620,restic-razer")
+    assert lines[start - 1].startswith("Subsystem sftp")
+    assert lines[start + 1 :] == [
+        "    ChrootDirectory /srv/restic/%u",
+        "    ForceCommand internal-sftp",
+        "    AuthorizedKeysFile /srv/restic/keys/%u",
+        "    AllowTcpForwarding no",
+        "    AllowAgentForwarding no",
+        "    AllowStreamLocalForwarding no",
+        "    X11Forwarding no",
+        "    PermitTTY no",
+    ]
+
+
+def test_sftp_only_accounts_on_nixos_go_to_extra_config(known_options):
+    options = nixos_openssh(_backup_target())
+    assert "Match" not in options["settings"]
+    block = options["extraConfig"].splitlines()
+    assert block[:2] == ["Match User restic-p620,restic-razer", "    ChrootDirectory /srv/restic/%u"]
+    known_options({"services": {"openssh": options}})
+
+
+def test_no_sftp_only_accounts_no_match_block():
+    settings = sshd_settings({"allow_users": ["admin"]}, DEBIAN12)
+    assert "Match" not in settings and "Match" not in render_sshd_config(settings)
+    assert "extraConfig" not in nixos_openssh(settings)
+
+
+def test_bad_sftp_only_settings_are_refused():
+    with pytest.raises(SshdError, match=r"sftp_only_users holds 'bad user'"):
+        _backup_target(sftp_only_users=["bad user"])
+    with pytest.raises(SshdError, match=r"sftp_chroot_directory must be absolute"):
+        _backup_target(sftp_chroot_directory="srv/restic")
+    with pytest.raises(SshdError, match=r"sftp_only_users must be a list"):
+        _backup_target(sftp_only_users="restic-p620")
