@@ -75,8 +75,10 @@ def test_each_host_decrypts_its_secrets_with_its_own_host_key(hardened_lab):
         check=True,
     )
     rules = json.loads(evaluated.stdout)
-    assert set(rules) == {"lab-canary.age", "lab-monitoring.age"}
-    assert set(rules["lab-canary.age"]["publicKeys"]) == {agenix.normalize_key(k) for k in [admin, *host_keys.values()]}
+    # (lab-backup is the restic repositories' password, for every host like lab-canary)
+    assert set(rules) == {"lab-canary.age", "lab-monitoring.age", "lab-backup.age"}
+    for name in ("lab-canary.age", "lab-backup.age"):
+        assert set(rules[name]["publicKeys"]) == {agenix.normalize_key(k) for k in [admin, *host_keys.values()]}
     assert set(rules["lab-monitoring.age"]["publicKeys"]) == {
         agenix.normalize_key(admin),
         agenix.normalize_key(host_keys["dex5550"]),
