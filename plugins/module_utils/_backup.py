@@ -18,6 +18,8 @@ import json
 import re
 from collections.abc import Mapping
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.homelab.nixos.plugins.module_utils._nix import raw
 
 ACCOUNT_PREFIX = "restic-"
@@ -60,17 +62,12 @@ def target_accounts(target, hosts, targets, hostvars):
     accounts = []
     for host in hosts:
         variables = hostvars.get(host, {}) if isinstance(hostvars, Mapping) else {}
-        if not _truthy(variables.get("backup_enabled", True)):
+        # Ansible's own reading of yes/no/true/1, as `| bool` in the role.
+        if not boolean(variables.get("backup_enabled", True), strict=False):
             continue
         if remote_target(host, targets, variables.get("backup_remote_target")) == target:
             accounts.append(ACCOUNT_PREFIX + host)
     return accounts
-
-
-def _truthy(value):
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def _paths(value, name, problems):
