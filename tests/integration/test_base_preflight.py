@@ -96,7 +96,7 @@ def test_good_input_writes_parsable_modules(tmp_path, nix_instantiate):
         "base_nixos_rebuild_action": "none",
         "base_kernel_params": ["amd_pstate=active"],
         # playbooks/base.yml also runs config_history, which checks the NixOS system profile this
-        # controller does not have (tests/lab/test_config_rollback.py covers it on Debian).
+        # controller does not have (tests/lab/test_config_rollback_lab.py covers it on Debian).
         "config_history_enabled": False,
     }
     rc, data = _run(tmp_path, check=False, **settings)
