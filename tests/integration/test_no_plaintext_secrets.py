@@ -20,6 +20,8 @@ TOKEN_PATTERNS = {
 }
 SECRET_NAME = re.compile(r"(password|passwd|secret|api_key|apikey|token|private_key)$", re.IGNORECASE)
 YAML_DIRS = ("inventory", "roles", "playbooks", "molecule", "changelogs")
+# What shadow(5) puts in a password field for an account without a password (a locked one).
+LOCKED_PASSWORD = re.compile(r"^[!*]+$")
 
 
 def scan_text(text):
@@ -35,7 +37,8 @@ def _literal_secrets(data, path=""):
             where = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and SECRET_NAME.search(key) and isinstance(value, str):
                 reference = value.startswith(("$ANSIBLE_VAULT", "$__file{", "$__env{"))
-                literal = value.strip() and "{{" not in value and not reference
+                locked = bool(LOCKED_PASSWORD.match(value))
+                literal = value.strip() and "{{" not in value and not reference and not locked
                 if literal:
                     found.append((where, value))
             found += _literal_secrets(value, where)
@@ -70,6 +73,9 @@ def test_the_scanner_finds_what_it_looks_for():
     assert (
         _literal_secrets({"a_password": "", "b_token": "{{ vault_b }}", "c_secret": "$ANSIBLE_VAULT;1.1;AES256"}) == []
     )
+    # A locked account's password field is no secret; anything more is.
+    assert _literal_secrets({"user": {"password": "!"}, "other": {"password": "*"}}) == []
+    assert _literal_secrets({"user": {"password": "!hunter2"}}) == [("user.password", "!hunter2")]
 
 
 def test_no_tracked_file_holds_a_key_or_token():
