@@ -50,14 +50,16 @@ sanity: setup
 unit: setup
 	$(BIN)/pytest -q
 
-# Every scenario creates the lab from the cached image and destroys it.
+# Every scenario creates the lab from the cached image and destroys it: base (the
+# foundation role alone) and fleet (all of site.yml, with every role's checks).
 molecule: setup-lab
 	$(BIN)/python scripts/lab.py overlay
 	$(BIN)/molecule test --all
 
-# Unit, integration and lab tests; pytest's summary is the last line of `make test`.
+# Unit, integration and lab tests; pytest's summary is the last line of `make test`
+# (after the slowest tests, to keep an eye on the suite's time).
 pytest-all: setup-lab
-	HOMELAB_LAB_TESTS=1 $(BIN)/pytest -q
+	HOMELAB_LAB_TESTS=1 $(BIN)/pytest -q --durations=25
 
 benchmark: setup-lab
 	$(BIN)/python benchmarks/fleet.py

@@ -23,10 +23,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _lab_order(item):
-    """Other tests first (their order kept), then fresh-lab tests, then the rest of the lab tests."""
+    """Other tests first (their order kept), then fresh-lab tests, then test_lab.py's
+    rerun on the session's lab (before any other test changes it), then the rest."""
     if "tests/lab/" not in str(item.fspath):
         return 0
-    return 1 if "fresh_lab" in getattr(item, "fixturenames", ()) else 2
+    if "fresh_lab" in getattr(item, "fixturenames", ()):
+        return 1
+    return 2 if item.fspath.basename == "test_lab.py" else 3
 
 
 @pytest.fixture
@@ -40,10 +43,12 @@ def fresh_lab():
 
 @pytest.fixture(scope="session")
 def hardened_lab():
-    """The lab converged with site.yml, shared by the secrets and security tests
-    (one converge instead of one per module)."""
+    """Six fresh lab hosts converged with site.yml, shared by every lab test that
+    needs a converged fleet (one converge instead of one per module). Yields the
+    output of that first converge (test_lab.py checks it changed every host)."""
+    lab("down")
     lab("up")
     rc, out = run_site()
     assert rc == 0, out[-3000:]
-    yield
+    yield out
     lab("down", "--keep-overlay")

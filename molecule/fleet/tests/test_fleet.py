@@ -28,10 +28,6 @@ def test_real_inventory_variables_apply(host):
     labchecks.assert_inventory_applies(host)
 
 
-def test_node_exporter_runs_everywhere(host):
-    assert host.service("prometheus-node-exporter").is_running
-
-
 # Backup targets and their clients (inventory/hosts.yml, role backup).
 TARGET_OF = {"p510": "dex5550"}
 
