@@ -17,6 +17,17 @@ def hostname(host):
     return host.backend.get_hostname()
 
 
+LAB_HOSTS = ("p620", "razer", "p510", "dex5550", "samsung", "nixvm")
+# Each host's remote backup tier (inventory/hosts.yml's backup_targets, role backup):
+# the first target that is not the host itself.
+BACKUP_TARGET_OF = {"p510": "dex5550"}
+
+
+def backup_clients(name):
+    """The lab hosts that back up onto ``name`` (empty when it is no backup target)."""
+    return [h for h in LAB_HOSTS if BACKUP_TARGET_OF.get(h, "p510") == name]
+
+
 def sha1(path):
     with open(path, "rb") as f:
         return hashlib.sha1(f.read()).hexdigest()

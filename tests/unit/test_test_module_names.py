@@ -24,7 +24,7 @@ def test_no_two_test_modules_share_a_basename():
     seen = collections.defaultdict(list)
     for testpath in _testpaths():
         for path in (ROOT / testpath).rglob("*.py"):
-            if path.name.startswith("test_") or path.name == "conftest.py":
+            if path.name.startswith("test_"):
                 seen[path.name].append(str(path.relative_to(ROOT)))
-    clashes = {name: paths for name, paths in seen.items() if len(paths) > 1 and name != "conftest.py"}
+    clashes = {name: paths for name, paths in seen.items() if len(paths) > 1}
     assert not clashes, f"rename one of each: {clashes}"

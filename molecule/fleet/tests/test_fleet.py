@@ -28,10 +28,6 @@ def test_real_inventory_variables_apply(host):
     labchecks.assert_inventory_applies(host)
 
 
-# Backup targets and their clients (inventory/hosts.yml, role backup).
-TARGET_OF = {"p510": "dex5550"}
-
-
 def test_backup_runs_are_scheduled_with_a_valid_configuration(host):
     for unit in ("homelab-backup", "homelab-backup-check", "homelab-backup-drill"):
         timer = host.service(unit + ".timer")
@@ -45,7 +41,7 @@ def test_backup_runs_are_scheduled_with_a_valid_configuration(host):
 
 def test_backup_targets_confine_each_client_to_its_chroot(host):
     name = labchecks.hostname(host)
-    clients = [h for h in ("p620", "razer", "p510", "dex5550", "samsung", "nixvm") if TARGET_OF.get(h, "p510") == name]
+    clients = labchecks.backup_clients(name)
     if not clients:
         pytest.skip(f"{name} is not a backup target")
     with host.sudo():

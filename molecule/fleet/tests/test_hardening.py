@@ -33,12 +33,9 @@ def test_modern_algorithms_and_no_ecdsa_host_key(host):
     assert "HostKey /etc/ssh/ssh_host_ed25519_key" in config and "ecdsa" not in config
 
 
-# Backup targets also admit their clients' SFTP-only accounts (role backup).
-BACKUP_CLIENTS = {"p510": ["p620", "razer", "dex5550", "samsung", "nixvm"], "dex5550": ["p510"]}
-
-
 def test_sources_are_restricted_and_admit_tailscale(host):
-    users = ["admin"] + [f"restic-{client}" for client in BACKUP_CLIENTS.get(labchecks.hostname(host), [])]
+    # Backup targets also admit their clients' SFTP-only accounts (role backup).
+    users = ["admin"] + [f"restic-{client}" for client in labchecks.backup_clients(labchecks.hostname(host))]
     expected = [f"{user}@{net}" for user in users for net in ("10.89.60.0/24", "100.64.0.0/10")]
     # (in the order of the inventory's hosts, which molecule's inventory sorts)
     assert sorted(_effective(host)["allowusers"].split()) == sorted(expected)
