@@ -88,8 +88,8 @@ def backed_up(hardened_lab):
 
 
 def test_every_host_backs_up_into_the_local_and_the_remote_tier(backed_up):
-    failed = {host: _journal(host, "homelab-backup.service")[-2000:] for host, (rc, _s) in backed_up.items() if rc}
-    assert not failed, failed
+    failed = [host for host, (rc, _seconds) in backed_up.items() if rc]
+    assert not failed, "\n".join(f"{host}:\n{_journal(host, 'homelab-backup.service')[-2000:]}" for host in failed)
     for host in HOSTS:
         metrics = _metrics(host)
         for repository in ("local", REMOTE[host]):

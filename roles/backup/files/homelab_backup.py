@@ -21,6 +21,7 @@ output, its state or its metrics. Every command but ``metrics`` holds an exclusi
 
 import argparse
 import contextlib
+import ctypes
 import fcntl
 import fnmatch
 import hashlib
@@ -30,6 +31,7 @@ import random
 import re
 import secrets
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -545,6 +547,83 @@ def classify(stderr, returncode, action):
     return ResticFailure(OTHER, f"restic {action} failed (exit {returncode}): {_last_fatal(lines)}")
 
 
+# prctl(2) options: orphans of our descendants are re-parented to us instead of PID 1.
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+
+
+def _prctl(*args):
+    """prctl(2) through the C library; None where there is none (not Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(*args)
+    except (OSError, AttributeError):
+        return None
+
+
+def is_subreaper():
+    """Whether this process adopts its descendants' orphans (only adopt_orphans() makes it one)."""
+    flag = ctypes.c_int(0)
+    return _prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value == 1
+
+
+def adopt_orphans():
+    """Become the subreaper of every process restic starts; True when the kernel agreed.
+
+    restic 0.14 exits without waiting for the ``ssh`` of its sftp backend, which then exits a few
+    milliseconds later. Left to PID 1, that straggler is still in the unit's cgroup when the runner
+    exits, so systemd sends it SIGTERM and waits for the cgroup to empty; where that notification is
+    lost (systemd in a container on cgroup v1) the unit hangs in stop-sigterm and fails after 90 s with
+    result 'timeout'. Adopted, the straggler is reaped by reap_orphans() before the runner goes on.
+    """
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def _children():
+    """PIDs whose parent is this process (adopted orphans once subprocess.run has reaped its own)."""
+    me, pids = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
+                # pid (comm) state ppid ...; comm may hold spaces and parentheses.
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if fields and int(fields[1]) == me:
+            pids.append(int(entry))
+    return pids
+
+
+def reap_orphans(grace=5.0, poll=0.01):
+    """Reap adopted orphans: wait ``grace`` seconds, then SIGTERM, SIGKILL a second later; returns how many.
+
+    A process that survives SIGKILL for five more seconds (uninterruptible sleep) is left to systemd.
+    Only a subreaper reaps: a process that merely imports this module keeps its children to itself.
+    """
+    if not is_subreaper():
+        return 0
+    reaped, started = 0, time.monotonic()
+    # (seconds after start, signal sent to the remaining children then; None: give up).
+    steps = [(grace, signal.SIGTERM), (grace + 1.0, signal.SIGKILL), (grace + 6.0, None)]
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return reaped  # no child left
+        if pid:
+            reaped += 1
+            continue
+        if time.monotonic() - started >= steps[0][0]:
+            sig = steps.pop(0)[1]
+            if sig is None:
+                return reaped
+            for child in _children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, sig)
+        time.sleep(poll)
+
+
 def run_restic(cfg, repo, args, check=True, options_from=None):
     """Run restic on ``repo``; a failure raises ResticError unless ``check`` is false."""
     try:
@@ -560,6 +639,8 @@ def run_restic(cfg, repo, args, check=True, options_from=None):
         )
     except OSError as e:
         raise ResticError(ResticFailure(OTHER, f"cannot run {cfg.restic}: {e.strerror}")) from e
+    finally:
+        reap_orphans()
     if check and result.returncode != 0:
         raise ResticError(classify(result.stderr, result.returncode, args[0]))
     return result
@@ -1318,4 +1399,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # Only the runner's own process adopts orphans; main() called from elsewhere (tests) must not.
+    adopt_orphans()
     sys.exit(main())
