@@ -23,9 +23,14 @@ LAB_HOSTS = ("p620", "razer", "p510", "dex5550", "samsung", "nixvm")
 BACKUP_TARGET_OF = {"p510": "dex5550"}
 
 
+def backup_target(name):
+    """The lab host that keeps ``name``'s remote backup tier."""
+    return BACKUP_TARGET_OF.get(name, "p510")
+
+
 def backup_clients(name):
     """The lab hosts that back up onto ``name`` (empty when it is no backup target)."""
-    return [h for h in LAB_HOSTS if BACKUP_TARGET_OF.get(h, "p510") == name]
+    return [h for h in LAB_HOSTS if backup_target(h) == name]
 
 
 def sha1(path):

@@ -1,5 +1,7 @@
 """Helpers of the lab tests: drive scripts/lab.py and site.yml on the lab."""
 
+import functools
+import importlib.util
 import os
 import re
 import subprocess
@@ -8,7 +10,20 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-HOSTS = ("p620", "razer", "p510", "dex5550", "samsung", "nixvm")
+
+
+@functools.cache
+def labchecks():
+    """molecule/resources/labchecks.py: the checks and lab facts the molecule verifiers share."""
+    spec = importlib.util.spec_from_file_location(
+        "labchecks", os.path.join(ROOT, "molecule", "resources", "labchecks.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HOSTS = labchecks().LAB_HOSTS
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 

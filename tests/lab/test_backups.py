@@ -4,7 +4,6 @@ the restore drill, the encryption check and a disaster recovery onto a fresh
 container prove the data comes back."""
 
 import concurrent.futures
-import importlib.util
 import json
 import os
 import re
@@ -13,11 +12,11 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from labtools import HOSTS, ROOT, lab, podman_exec, recap, run_site, wait_for
+from labtools import HOSTS, ROOT, lab, labchecks, podman_exec, recap, run_site, wait_for
 
 PASSWORD_FILE = "/run/agenix/lab-backup"
 # Each host's remote tier (the first backup target that is not the host).
-REMOTE = {host: ("dex5550" if host == "p510" else "p510") for host in HOSTS}
+REMOTE = {host: labchecks().backup_target(host) for host in HOSTS}
 SAMPLE = "/home/admin/backup-sample"
 PROMETHEUS = "http://10.89.60.14:9090"  # on dex5550
 METRICS = "/var/lib/prometheus/node-exporter/homelab_backup.prom"
@@ -245,17 +244,8 @@ def test_disaster_recovery_restores_a_destroyed_host_onto_a_fresh_one(backed_up)
     assert rc == 0, _journal("samsung", "homelab-backup.service")[-2000:]
 
 
-def _labchecks():
-    spec = importlib.util.spec_from_file_location(
-        "labchecks", os.path.join(ROOT, "molecule", "resources", "labchecks.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_nixos_rendering_runs_the_same_runner_and_confines_the_targets_accounts(backed_up):
-    checks = _labchecks()
+    checks = labchecks()
     with open(os.path.join(ROOT, "roles", "backup", "files", "homelab_backup.py"), encoding="utf-8") as f:
         runner = f.read()
     client = checks.evaluate_module(os.path.join(ROOT, "build", "nixos", "samsung", "backup.nix"))
@@ -269,7 +259,7 @@ def test_the_nixos_rendering_runs_the_same_runner_and_confines_the_targets_accou
     assert set(client["systemd"]["timers"]) == {"homelab-backup", "homelab-backup-check", "homelab-backup-drill"}
     target = checks.evaluate_module(os.path.join(ROOT, "build", "nixos", "p510", "backup.nix"))
     checks._option_checker()(target)
-    assert sorted(target["users"]["users"]) == sorted(f"restic-{h}" for h in HOSTS if REMOTE[h] == "p510")
+    assert sorted(target["users"]["users"]) == sorted(f"restic-{h}" for h in checks.backup_clients("p510"))
     sshd = checks.evaluate_module(os.path.join(ROOT, "build", "nixos", "p510", "ssh-hardening.nix"))
     match = sshd["services"]["openssh"]["extraConfig"].splitlines()
     assert match[0].startswith("Match User restic-") and "    ForceCommand internal-sftp" in match

@@ -2,7 +2,6 @@
 on dex5550: every node exporter scraped, an active Alertmanager, and an alert
 that reaches Alertmanager when a node exporter stops."""
 
-import importlib.util
 import json
 import os
 import secrets
@@ -12,7 +11,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from labtools import HOSTS, ROOT, env, recap, run_site, wait_for
+from labtools import HOSTS, ROOT, env, labchecks, recap, run_site, wait_for
 
 SERVER = "10.89.60.14"
 PROMETHEUS = "http://%s:9090" % SERVER
@@ -135,20 +134,11 @@ def _media_values():
     return {r["metric"]["__name__"]: r["value"][1] for r in result if r["metric"].get("host") == MEDIA_HOST}
 
 
-def _labchecks():
-    spec = importlib.util.spec_from_file_location(
-        "labchecks", os.path.join(ROOT, "molecule", "resources", "labchecks.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _assert_rendered_media_module(*secret_values):
     """The NixOS rendering of the same run: the exporters as systemd services
     loading their secret as a credential, no secret in the module, and only
     option paths nixpkgs declares."""
-    checks = _labchecks()
+    checks = labchecks()
     path = os.path.join(ROOT, "build", "nixos", MEDIA_HOST, "monitoring-exporters.nix")
     with open(path, encoding="utf-8") as f:
         text = f.read()
